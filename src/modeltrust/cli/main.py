@@ -1,0 +1,61 @@
+"""The `modeltrust` command: a click group; each command module is glue only."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .. import __version__
+from ..errors import ModelTrustError
+
+EXIT_OK = 0
+EXIT_POLICY = 1
+EXIT_ERROR = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    """Turn ModelTrustError into one clear line and exit 2; -v shows the traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        try:
+            return func(*args, **kwargs)
+        except ModelTrustError as exc:
+            if ctx.find_root().params.get("verbose") or kwargs.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modeltrust")
+def cli() -> None:
+    """Vet third-party models and datasets before anything is loaded.
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or internal error.
+    """
+
+
+def main() -> None:
+    from . import rules_cmd, scan_cmd
+
+    cli.add_command(scan_cmd.scan)
+    cli.add_command(rules_cmd.rules)
+    try:
+        cli.main(prog_name="modeltrust", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception:  # noqa: BLE001 - last resort: never exit 1 on a crash
+        traceback.print_exc()
+        click.echo("error: internal error (please report it with the traceback above)", err=True)
+        sys.exit(EXIT_ERROR)

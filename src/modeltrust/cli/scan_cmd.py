@@ -1,0 +1,83 @@
+"""`modeltrust scan`: parse options, build a config, scan, render, exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import ScanConfig
+from ..findings import Severity
+from .main import EXIT_OK, EXIT_POLICY, handle_errors
+
+SEVERITIES = [s.label for s in Severity]
+
+
+def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+    """A rich progress bar on stderr when it is a terminal, else nothing."""
+    if not enabled or not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    task = bar.add_task("scanning", total=None)
+
+    def update(path: str, size: int) -> None:
+        bar.update(task, advance=1, description=f"scanning {path[-60:]}")
+
+    return bar, update
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Report format on stdout (or in --output).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file instead of stdout.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default="medium",
+              show_default=True, help="Exit 1 when a finding is at or above this severity.")
+@click.option("--rules", "rules_files", multiple=True, type=click.Path(exists=True),
+              help="Extra rules file or folder (YAML); repeatable.")
+@click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("-v", "--verbose", is_flag=True, help="Show info findings, reasons and every file scanned.")
+@handle_errors
+def scan(
+    targets: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    fail_on: str,
+    rules_files: tuple[str, ...],
+    hash_files: bool,
+    no_progress: bool,
+    verbose: bool,
+) -> None:
+    """Scan model files or folders (recursively) without loading them."""
+    from ..engine import scan as run_scan
+    from ..reporting.json import render_json
+    from ..reporting.text import render_text
+    from ..rules import load_rules
+
+    threshold = Severity.parse(fail_on)
+    config = ScanConfig(targets=targets, rules_files=rules_files, fail_on=threshold, hash_files=hash_files)
+    ruleset = load_rules(config.rules_files)
+    bar, update = _progress(not no_progress and not (fmt == "json" and output is None))
+    if bar is not None:
+        with bar:
+            report = run_scan(config, ruleset, update)
+    else:
+        report = run_scan(config, ruleset)
+    if fmt == "json":
+        text = render_json(report, threshold, ruleset)
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+        else:
+            click.echo(text, nl=False)
+    elif output:
+        with open(output, "w", encoding="utf-8") as handle:
+            render_text(report, threshold, ruleset, handle, color=False, verbose=verbose)
+    else:
+        render_text(report, threshold, ruleset, sys.stdout, verbose=verbose)
+    sys.exit(EXIT_POLICY if report.at_or_above(threshold) else EXIT_OK)

@@ -1,0 +1,167 @@
+"""Format detection from bytes. File names are never consulted: a pickle named
+`.txt`, a zip named `.bin` and a legacy torch file named `.ckpt` are all found.
+"""
+
+from __future__ import annotations
+
+import pickletools
+import re
+import struct
+
+from .reader import ByteReader
+
+HEAD_SIZE = 4096
+
+# Formats the engine knows by name.
+PICKLE = "pickle"
+TORCH_LEGACY = "pytorch-legacy"
+ZIP = "zip"
+TAR = "tar"
+NUMPY = "numpy"
+GZIP = "gzip"
+BZIP2 = "bzip2"
+XZ = "xz"
+LZMA = "lzma"
+ZLIB = "zlib"
+LZ4 = "lz4"
+JOBLIB_ZF = "joblib-zlib"
+SAFETENSORS = "safetensors"
+GGUF = "gguf"
+HDF5 = "hdf5"
+SEVENZIP = "7z"
+ELF = "elf"
+PE = "pe"
+MACHO = "mach-o"
+JSON = "json"
+TEXT = "text"
+EMPTY = "empty"
+UNKNOWN = "unknown"
+PNG = "png"
+JPEG = "jpeg"
+GIF = "gif"
+PDF = "pdf"
+PARQUET = "parquet"
+SQLITE = "sqlite"
+
+COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
+EXECUTABLE = {ELF, PE, MACHO}
+# Data formats that loaders read without running code.
+PLAIN_DATA = {JSON, TEXT, PNG, JPEG, GIF, PDF, PARQUET, SQLITE, EMPTY}
+
+_TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_IDENT = re.compile(rb"^[A-Za-z_][\w.]*$")
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x93NUMPY", NUMPY),
+    (b"\x1f\x8b", GZIP),
+    (b"BZh", BZIP2),
+    (b"\xfd7zXZ\x00", XZ),
+    (b"\x04\x22\x4d\x18", LZ4),
+    (b"GGUF", GGUF),
+    (b"\x89HDF\r\n\x1a\n", HDF5),
+    (b"7z\xbc\xaf\x27\x1c", SEVENZIP),
+    (b"\x7fELF", ELF),
+    (b"\xcf\xfa\xed\xfe", MACHO),
+    (b"\xce\xfa\xed\xfe", MACHO),
+    (b"\xfe\xed\xfa\xcf", MACHO),
+    (b"\xfe\xed\xfa\xce", MACHO),
+    (b"\xca\xfe\xba\xbe", MACHO),
+    (b"\x89PNG\r\n\x1a\n", PNG),
+    (b"\xff\xd8\xff", JPEG),
+    (b"GIF8", GIF),
+    (b"%PDF-", PDF),
+    (b"PAR1", PARQUET),
+    (b"SQLite format 3\x00", SQLITE),
+)
+
+
+def sniff(reader: ByteReader) -> str:
+    """The format of the reader's bytes."""
+    if reader.size == 0:
+        return EMPTY
+    head = reader.read_at(0, HEAD_SIZE)
+    return sniff_head(head, reader.size)
+
+
+def sniff_head(head: bytes, size: int) -> str:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+        return ZIP
+    if head[:2] == b"MZ":
+        return PE
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return TAR
+    if head[:2] == b"ZF":
+        return JOBLIB_ZF
+    if _is_safetensors(head, size):
+        return SAFETENSORS
+    if head[:1] == b"\x80" and len(head) > 1 and 0 <= head[1] <= 5:
+        if head[2:3] == b"\x8a" and head[4 : 4 + 10] == _TORCH_LEGACY_MAGIC:
+            return TORCH_LEGACY
+        return PICKLE
+    if _is_zlib(head):
+        return ZLIB
+    if head[:3] == b"\x5d\x00\x00":
+        return LZMA
+    if looks_like_protocol0_pickle(head):
+        return PICKLE
+    return _sniff_text(head)
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack_from("<Q", head)
+    return 2 <= length <= size - 8 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ", b"\n")
+
+
+def _is_zlib(head: bytes) -> bool:
+    if len(head) < 2:
+        return False
+    cmf, flg = head[0], head[1]
+    return cmf & 0x0F == 8 and (cmf >> 4) <= 7 and ((cmf << 8) | flg) % 31 == 0 and cmf == 0x78
+
+
+def looks_like_protocol0_pickle(head: bytes) -> bool:
+    """Protocol 0/1 pickles are ASCII-ish text; decide by parsing the head.
+
+    The head must parse as opcodes up to a STOP or to its end, every GLOBAL/INST
+    argument must look like a dotted name, and it must contain more than one
+    opcode. Prose and config files fail within a few bytes.
+    """
+    if not head or chr(head[0]) not in "(cNI]}S)VLFi":
+        return False
+    count = 0
+    try:
+        for opcode, arg, _pos in pickletools.genops(head):
+            count += 1
+            if opcode.name in ("GLOBAL", "INST"):
+                module, _, name = str(arg).partition(" ")
+                if not (_IDENT.match(module.encode()) and _IDENT.match(name.encode())):
+                    return False
+            if opcode.name == "STOP":
+                return count > 1
+    except (ValueError, UnicodeDecodeError, struct.error):
+        # The head may simply end mid-opcode; decide on what parsed.
+        return count >= 8
+    return count >= 8
+
+
+def _sniff_text(head: bytes) -> str:
+    stripped = head.lstrip()
+    if not stripped:
+        return TEXT if head else EMPTY
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the head is still text.
+        if exc.start < len(head) - 4:
+            return UNKNOWN
+        text = head[: exc.start].decode("utf-8")
+    if any(ord(c) < 9 or 13 < ord(c) < 32 for c in text):
+        return UNKNOWN
+    if stripped[:1] in (b"{", b"["):
+        return JSON
+    return TEXT

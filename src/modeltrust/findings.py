@@ -1,0 +1,102 @@
+"""The results of a scan: severities, locations, findings and the report.
+
+Everything here is a frozen value so that reporters, the policy gate and the
+BOM can read one report without being able to change it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that `>=` compares against a fail threshold."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {names})") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a finding is: the file, the chain of archive members inside it,
+    and the byte offset in the innermost stream (an opcode, a header field)."""
+
+    path: str
+    members: tuple[str, ...] = ()
+    offset: int | None = None
+
+    def within(self, member: str) -> Location:
+        return Location(self.path, (*self.members, member), None)
+
+    def at(self, offset: int | None) -> Location:
+        return Location(self.path, self.members, offset)
+
+    def __str__(self) -> str:
+        text = self.path
+        for member in self.members:
+            text += f"!{member}"
+        if self.offset is not None:
+            text += f" @{self.offset}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    severity: Severity
+    location: Location
+    message: str
+    """One line: what was found and why it matters."""
+    subject: str = ""
+    """The import, opcode or construct the finding is about, e.g. `os.system`."""
+    scanner: str = ""
+    references: tuple[str, ...] = ()
+
+    def sort_key(self) -> tuple[int, str, tuple[str, ...], int, str]:
+        loc = self.location
+        offset = -1 if loc.offset is None else loc.offset
+        return (-int(self.severity), loc.path, loc.members, offset, self.rule_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One input file and what covered it."""
+
+    path: str
+    size: int
+    format: str
+    scanner: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    artifacts: tuple[Artifact, ...]
+    findings: tuple[Finding, ...]
+    rules_version: str = ""
+    duration_seconds: float = 0.0
+    tool_version: str = ""
+    targets: tuple[str, ...] = field(default=())
+
+    @property
+    def max_severity(self) -> Severity | None:
+        return max((f.severity for f in self.findings), default=None)
+
+    def at_or_above(self, threshold: Severity) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity >= threshold)

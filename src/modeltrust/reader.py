@@ -1,0 +1,154 @@
+"""Random-access byte readers: the one interface every scanner reads through.
+
+A scanner never opens a path. It gets a `ByteReader` (a size and `read_at`),
+so the same scanner serves a local file, a member of an archive, a decompressed
+stream or byte ranges of a file on a model hub. Readers that can hand out a
+zero-copy buffer (local files via mmap) do so through `window()`, which the
+pickle walker uses to index bytes without copying the file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Protocol, Union, runtime_checkable
+
+Buffer = Union[bytes, mmap.mmap]
+"""Something that indexes to ints and slices to bytes."""
+
+
+class TooLarge(Exception):
+    """A bounded read or decompression went past its limit."""
+
+
+@runtime_checkable
+class ByteReader(Protocol):
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset`; fewer only at the end."""
+        ...
+
+    def window(self) -> tuple[Buffer, int, int]:
+        """(buffer, start, end): the reader's bytes are buffer[start:end]."""
+        ...
+
+
+class BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._data[offset : offset + max(length, 0)]
+
+    def window(self) -> tuple[Buffer, int, int]:
+        return self._data, 0, len(self._data)
+
+
+class FileReader:
+    """A local file read with pread; `window()` maps it lazily (pages load on touch)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._adopt(os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)))
+
+    def _adopt(self, fd: int) -> None:
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+        self._map: mmap.mmap | None = None
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if length <= 0 or offset >= self._size:
+            return b""
+        return os.pread(self._fd, min(length, self._size - offset), offset)
+
+    def window(self) -> tuple[Buffer, int, int]:
+        if self._size == 0:
+            return b"", 0, 0
+        if self._map is None:
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        return self._map, 0, self._size
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SliceReader:
+    """A window [offset, offset+size) of another reader, e.g. a stored zip member."""
+
+    def __init__(self, parent: ByteReader, offset: int, size: int) -> None:
+        self._parent = parent
+        self._offset = offset
+        self._size = max(0, min(size, parent.size - offset))
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset >= self._size:
+            return b""
+        length = min(length, self._size - offset)
+        return self._parent.read_at(self._offset + offset, length)
+
+    def window(self) -> tuple[Buffer, int, int]:
+        buf, start, _ = self._parent.window()
+        return buf, start + self._offset, start + self._offset + self._size
+
+
+def read_all(reader: ByteReader, limit: int) -> bytes:
+    """The whole reader as bytes, refusing more than `limit`."""
+    if reader.size > limit:
+        raise TooLarge(f"{reader.size} bytes is over the limit of {limit}")
+    return reader.read_at(0, reader.size)
+
+
+def iter_chunks(reader: ByteReader, offset: int = 0, chunk: int = 1 << 20) -> Iterator[bytes]:
+    while offset < reader.size:
+        data = reader.read_at(offset, chunk)
+        if not data:
+            return
+        offset += len(data)
+        yield data
+
+
+class SpooledReader(FileReader):
+    """Bytes produced on the fly (decompression), kept in an unlinked temp file
+    so that memory stays flat whatever the output size."""
+
+    def __init__(self, chunks: Iterator[bytes], limit: int) -> None:
+        fd, path = tempfile.mkstemp(prefix="modeltrust-")
+        os.unlink(path)
+        try:
+            total = 0
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                for piece in chunks:
+                    total += len(piece)
+                    if total > limit:
+                        raise TooLarge(f"decompressed output exceeds the limit of {limit} bytes")
+                    out.write(piece)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._adopt(fd)

@@ -1,0 +1,68 @@
+"""The JSON report: a stable, documented shape (see README, "JSON report")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..findings import Finding, ScanReport, Severity
+from ..rules import RuleSet
+
+SCHEMA = "https://modeltrust.dev/schemas/report/v1"
+
+
+def finding_to_dict(finding: Finding, rules: RuleSet | None) -> dict[str, Any]:
+    loc = finding.location
+    rule = rules.rules.get(finding.rule_id) if rules is not None else None
+    return {
+        "rule_id": finding.rule_id,
+        "severity": finding.severity.label,
+        "title": rule.title if rule else "",
+        "message": finding.message,
+        "why": rule.why if rule else "",
+        "subject": finding.subject,
+        "path": loc.path,
+        "members": list(loc.members),
+        "offset": loc.offset,
+        "location": str(loc),
+        "scanner": finding.scanner,
+        "cwe": rule.cwe if rule else "",
+        "references": list(finding.references),
+    }
+
+
+def report_to_dict(report: ScanReport, fail_on: Severity, rules: RuleSet | None = None) -> dict[str, Any]:
+    counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
+    for finding in report.findings:
+        counts[finding.severity.label] += 1
+    failing = report.at_or_above(fail_on)
+    top = report.max_severity
+    return {
+        "$schema": SCHEMA,
+        "tool": {"name": "modeltrust", "version": report.tool_version},
+        "rules_version": report.rules_version,
+        "targets": list(report.targets),
+        "verdict": {
+            "passed": not failing,
+            "fail_on": fail_on.label,
+            "failing_findings": len(failing),
+            "max_severity": top.label if top is not None else None,
+        },
+        "summary": {"files": len(report.artifacts), "findings": counts},
+        "artifacts": [
+            {
+                "path": a.path,
+                "size": a.size,
+                "format": a.format,
+                "scanner": a.scanner,
+                "sha256": a.sha256,
+            }
+            for a in report.artifacts
+        ],
+        "findings": [finding_to_dict(f, rules) for f in report.findings],
+        "duration_seconds": round(report.duration_seconds, 3),
+    }
+
+
+def render_json(report: ScanReport, fail_on: Severity, rules: RuleSet | None = None) -> str:
+    return json.dumps(report_to_dict(report, fail_on, rules), indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,167 @@
+"""Zip and tar containers: PyTorch checkpoints, TorchScript archives, .npz,
+legacy torch tar files, and generic archives scanned member by member."""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+
+from ..findings import Location
+from ..reader import ByteReader, SliceReader, TooLarge
+from ..sources.tararchive import TarFormatError, iter_tar
+from ..sources.ziparchive import STORED, ZipArchive, ZipFormatError, ZipMember, crc_matches, read_zip
+from . import pytorch
+from .base import ScanContext
+
+ZIP_SCANNER = "zip"
+TAR_SCANNER = "tar"
+
+
+def _unsafe_path(name: str) -> bool:
+    if name.startswith(("/", "\\")) or name[1:2] == ":":
+        return True
+    return ".." in name and ".." in name.replace("\\", "/").split("/")
+
+
+def report_problems(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
+    """Directory and local-header inconsistencies (local headers are read lazily,
+    so call this after the members of interest were opened)."""
+    for problem in archive.problems:
+        ctx.report("archive-malformed", location, f"zip structure: {problem}", ZIP_SCANNER)
+    archive.problems.clear()
+
+
+def _report_structure(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
+    duplicates = [name for name, n in Counter(archive.names()).items() if n > 1]
+    for name in duplicates:
+        ctx.report(
+            "archive-duplicate-member",
+            location.within(name),
+            f"the name {name!r} appears more than once; loaders may read a different copy",
+            ZIP_SCANNER,
+            subject=name,
+        )
+    for member in archive.members:
+        if _unsafe_path(member.name):
+            ctx.report(
+                "archive-path-traversal",
+                location.within(member.name),
+                f"member path {member.name!r} escapes the extraction folder",
+                ZIP_SCANNER,
+                subject=member.name,
+            )
+        if member.flags & 0x41:  # encrypted / strong encryption
+            ctx.report(
+                "archive-flags",
+                location.within(member.name),
+                f"member has flag bits 0x{member.flags:04x} (encrypted); torch.load ignores "
+                "them and reads the bytes as plain, so they were scanned as plain",
+                ZIP_SCANNER,
+                subject=member.name,
+            )
+
+
+def open_zip_member(
+    archive: ZipArchive, member: ZipMember, location: Location, ctx: ScanContext
+) -> ByteReader | None:
+    where = location.within(member.name)
+    limits = ctx.limits
+    if member.size > limits.max_decompressed_bytes and member.method != STORED:
+        ctx.report(
+            "archive-limit",
+            where,
+            f"member would inflate to {member.size} bytes, over the limit",
+            ZIP_SCANNER,
+        )
+        return None
+    try:
+        return archive.open_member(
+            member, limits.max_decompressed_bytes, limits.max_compression_ratio
+        )
+    except TooLarge as exc:
+        ctx.report("archive-limit", where, f"member not scanned: {exc} (possible zip bomb)", ZIP_SCANNER)
+    except ZipFormatError as exc:
+        ctx.report("scan-unverified", where, f"member not scanned: {exc}", ZIP_SCANNER)
+    except Exception as exc:  # noqa: BLE001 - zlib.error: corrupt deflate data
+        ctx.report("archive-malformed", where, f"member cannot be decompressed: {exc}", ZIP_SCANNER)
+    return None
+
+
+def check_crc(reader: ByteReader, member: ZipMember, location: Location, ctx: ScanContext) -> None:
+    if not crc_matches(reader, member.crc):
+        ctx.report(
+            "archive-crc-mismatch",
+            location.within(member.name),
+            "member bytes do not match the CRC-32 in the directory (changed after writing)",
+            ZIP_SCANNER,
+            subject=member.name,
+        )
+
+
+class ZipScanner:
+    name = ZIP_SCANNER
+    formats = ("zip",)
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        try:
+            archive = read_zip(reader, ctx.limits.max_members)
+        except ZipFormatError as exc:
+            ctx.report("archive-malformed", location, f"zip directory unreadable: {exc}", self.name)
+            return
+        _report_structure(archive, location, ctx)
+        names = archive.names()
+        if pytorch.is_torch_zip(names):
+            ctx.covered_by[str(location)] = pytorch.SCANNER
+            pytorch.scan_torch_zip(archive, location, ctx)
+        else:
+            for member in archive.members:
+                if member.is_dir:
+                    continue
+                member_reader = open_zip_member(archive, member, location, ctx)
+                if member_reader is not None:
+                    ctx.scan_member(member_reader, location.within(member.name), self.name)
+        report_problems(archive, location, ctx)
+
+
+class TarScanner:
+    name = TAR_SCANNER
+    formats = ("tar",)
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        try:
+            members = list(iter_tar(reader, ctx.limits.max_members))
+        except TarFormatError as exc:
+            ctx.report("archive-malformed", location, f"tar structure: {exc}", self.name)
+            return
+        names = [m.name for m in members]
+        torch_legacy = pytorch.is_torch_tar(names)
+        for member in members:
+            where = location.within(member.name)
+            if _unsafe_path(member.name):
+                ctx.report(
+                    "archive-path-traversal",
+                    where,
+                    f"member path {member.name!r} escapes the extraction folder",
+                    self.name,
+                    subject=member.name,
+                )
+            if member.type in ("symlink", "hardlink"):
+                target = posixpath.normpath(
+                    posixpath.join(posixpath.dirname(member.name), member.link_target)
+                )
+                if _unsafe_path(target) or member.link_target.startswith("/"):
+                    ctx.report(
+                        "archive-path-traversal",
+                        where,
+                        f"link points outside the archive: {member.link_target!r}",
+                        self.name,
+                        subject=member.name,
+                    )
+                continue
+            if member.type != "file":
+                continue
+            body = SliceReader(reader, member.data_offset, member.size)
+            if torch_legacy:
+                pytorch.scan_torch_tar_member(member.name, body, where, ctx)
+            else:
+                ctx.scan_member(body, where, self.name)

@@ -1,0 +1,73 @@
+"""The one interface every format scanner implements, and the context it reports into."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import Limits
+from ..findings import Finding, Location, Severity
+from ..reader import ByteReader
+from ..rules import RuleSet
+
+# Scanning a nested reader (archive member, decompressed stream) goes back
+# through detection; the engine supplies this so scanners never import it.
+NestedScan = Callable[[ByteReader, Location, "ScanContext"], str]
+
+
+class Scanner(Protocol):
+    name: str
+    formats: tuple[str, ...]
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None: ...
+
+
+@dataclass
+class ScanContext:
+    rules: RuleSet
+    limits: Limits
+    findings: list[Finding]
+    nested: NestedScan
+    depth: int = 0
+    covered_by: dict[str, str] = field(default_factory=dict)
+    """location text -> scanner name, for every nested member scanned."""
+
+    def report(
+        self,
+        rule_id: str,
+        location: Location,
+        message: str,
+        scanner: str,
+        subject: str = "",
+        severity: Severity | None = None,
+    ) -> None:
+        rule = self.rules.rule(rule_id)
+        self.findings.append(
+            Finding(
+                rule_id=rule.id,
+                severity=rule.severity if severity is None else severity,
+                location=location,
+                message=message,
+                subject=subject,
+                scanner=scanner,
+                references=rule.references,
+            )
+        )
+
+    def deeper(self) -> ScanContext:
+        return ScanContext(
+            self.rules, self.limits, self.findings, self.nested, self.depth + 1, self.covered_by
+        )
+
+    def scan_member(self, reader: ByteReader, location: Location, scanner: str) -> str | None:
+        """Scan a nested reader through detection, within the depth limit."""
+        if self.depth + 1 > self.limits.max_depth:
+            self.report(
+                "archive-limit",
+                location,
+                f"nested deeper than {self.limits.max_depth} levels; not scanned",
+                scanner,
+            )
+            return None
+        return self.nested(reader, location, self.deeper())

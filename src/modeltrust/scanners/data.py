@@ -1,0 +1,36 @@
+"""Files that need no deep scanner: recognised plain data (reported as info),
+executables, and anything unrecognised (unverified: fail closed)."""
+
+from __future__ import annotations
+
+from .. import detect
+from ..findings import Location
+from ..reader import ByteReader
+from .base import ScanContext
+
+
+class PlainDataScanner:
+    name = "data"
+    formats = tuple(sorted(detect.PLAIN_DATA))
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        # Nothing to report: these formats do not execute on load. The report
+        # still lists the file and this scanner as what covered it.
+        return
+
+
+class UnverifiedScanner:
+    """The fallback for formats no scanner covers yet: fail closed."""
+
+    name = "unverified"
+    formats = ()
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext, fmt: str = "") -> None:
+        kind = fmt or "unrecognised binary data"
+        ctx.report(
+            "scan-unverified",
+            location,
+            f"no scanner covers this file ({kind}); it was not verified",
+            self.name,
+            subject=kind,
+        )

@@ -1,0 +1,985 @@
+"""The pickle opcode engine: a symbolic walk of a pickle stream, never a load.
+
+The walker keeps a model of the unpickler's stack and memo in which values
+are strings, numbers, tuples, imported names (`Ref`) and call results
+(`Call`), so that it can tell *what* STACK_GLOBAL imports when its operands
+come from the memo, *what* REDUCE calls, and whether a callable was built at
+run time. Nothing from the stream is imported, called or evaluated.
+
+Speed matters (checkpoints hold millions of opcodes), so `_walk` is one loop
+with the frequent opcodes first and locals bound up front, rather than a
+dispatch table of small functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..findings import Finding, Location, Severity
+from ..reader import Buffer
+from ..rules import ImportVerdict, RuleSet, Verdict
+
+SCANNER = "pickle"
+
+# Containers keep at most this many items: enough to explain a payload's
+# arguments, bounded for a checkpoint's million-entry state dict.
+KEEP_ITEMS = 64
+# Strings longer than this are not decoded (a module name never is).
+KEEP_TEXT = 4096
+# Nested pickles inside pickles (bytes handed to loads) are followed this deep.
+MAX_NESTING = 8
+
+_unpack_u16 = struct.Struct("<H").unpack_from
+_unpack_i32 = struct.Struct("<i").unpack_from
+_unpack_u32 = struct.Struct("<I").unpack_from
+_unpack_u64 = struct.Struct("<Q").unpack_from
+
+
+class Opaque:
+    """A value the walker does not model (floats, huge strings, buffers)."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}>"
+
+
+FLOAT = Opaque("float")
+LONG_TEXT = Opaque("long text")
+LONG_INT = Opaque("long int")
+BUFFER = Opaque("out-of-band buffer")
+
+
+class Ref:
+    """An imported object: what GLOBAL, STACK_GLOBAL, INST or EXT* resolved to."""
+
+    __slots__ = ("module", "name", "offset", "verdict", "plain")
+
+    def __init__(self, module: str, name: str, offset: int, verdict: ImportVerdict) -> None:
+        self.module = module
+        self.name = name
+        self.offset = offset
+        self.verdict = verdict
+        # Allowed and not a loader: calling it needs no further look.
+        self.plain = verdict.verdict is Verdict.ALLOWED and (module, name) not in _LOADERS
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    def __repr__(self) -> str:
+        return self.dotted
+
+
+class Call(tuple):  # type: ignore[type-arg]
+    """The result of REDUCE, NEWOBJ, OBJ or INST: (func, args, offset).
+
+    A tuple subclass because checkpoints make 100k of them and tuple.__new__
+    is several times cheaper than a Python __init__. Its BUILD state, rarely
+    needed, lives in the context's `states`.
+    """
+
+    __slots__ = ()
+
+    @property
+    def func(self) -> object:
+        return self[0]
+
+    @property
+    def args(self) -> object:
+        return self[1]
+
+    @property
+    def offset(self) -> int:
+        offset: int = self[2]
+        return offset
+
+    def __repr__(self) -> str:
+        return f"{describe(self.func)}(...)"
+
+
+class BytesValue:
+    """Bytes from the stream, kept as a window on the buffer (no copy)."""
+
+    __slots__ = ("buf", "start", "length")
+
+    def __init__(self, buf: Buffer | bytes, start: int, length: int) -> None:
+        self.buf = buf
+        self.start = start
+        self.length = length
+
+    def tobytes(self) -> bytes:
+        return bytes(self.buf[self.start : self.start + self.length])
+
+    def __repr__(self) -> str:
+        return f"<{self.length} bytes>"
+
+
+class Persistent(tuple):  # type: ignore[type-arg]
+    """A persistent id, resolved by the loading application (torch storages)."""
+
+    __slots__ = ()
+
+    @property
+    def pid(self) -> object:
+        return self[0]
+
+    def __repr__(self) -> str:
+        return f"persistent({describe(self.pid)})"
+
+
+class Malformed(Exception):
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def describe(value: object, depth: int = 0) -> str:
+    """A short, bounded description of a modelled value for messages."""
+    if depth > 3:
+        return "..."
+    if isinstance(value, Ref):
+        return value.dotted
+    if isinstance(value, Call):
+        return f"{describe(value.func, depth + 1)}({describe(value.args, depth + 1)})"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if type(value) is tuple:
+        inner = ", ".join(describe(v, depth + 1) for v in value[:6])
+        return inner + (", ..." if len(value) > 6 else "")
+    if isinstance(value, list):
+        return "[" + ", ".join(describe(v, depth + 1) for v in value[:6]) + "]"
+    if isinstance(value, dict):
+        return "{...}"
+    return repr(value)[:60]
+
+
+# --- results ---------------------------------------------------------------------
+
+
+@dataclass
+class PickleStats:
+    pickles: int = 0
+    imports: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(module, name) -> [count, offset of the first import]."""
+
+
+# Hooks a container passes in; each may be None.
+# on_build(target, state, pos) -> new position after out-of-band data, or None.
+BuildHook = Callable[[Call, object, int], "int | None"]
+
+
+@dataclass
+class PickleContext:
+    """Everything one walk needs besides the bytes."""
+
+    rules: RuleSet
+    location: Location
+    findings: list[Finding]
+    expect_persistent_ids: bool = False
+    on_build: BuildHook | None = None
+    scan_bytes: Callable[[bytes, Location], None] | None = None
+    """Scans bytes that a call loads as a whole file (torch.load of bytes)."""
+    nested_depth: int = 0
+    max_bytes: int = 1 << 30
+    """Bound on the pickle bytes walked (time bound: about 0.2 s per MB)."""
+    stats: PickleStats = field(default_factory=PickleStats)
+    result: object = None
+    states: dict[int, tuple[Call, object]] = field(default_factory=dict)
+    """BUILD state of call results, by id (Call is an immutable tuple)."""
+
+    def state_of(self, call: Call) -> object:
+        entry = self.states.get(id(call))
+        return entry[1] if entry is not None and entry[0] is call else None
+
+    """The modelled value of the last pickle walked (its top of stack at STOP)."""
+    _reported: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def report(
+        self,
+        rule_id: str,
+        offset: int | None,
+        message: str,
+        subject: str = "",
+        severity: Severity | None = None,
+        once_key: str | None = None,
+    ) -> None:
+        """Add a finding; with `once_key`, only the first of its kind per stream."""
+        if once_key is not None:
+            key = (rule_id, subject, once_key)
+            if key in self._reported:
+                return
+            self._reported.add(key)
+        rule = self.rules.rule(rule_id)
+        self.findings.append(
+            Finding(
+                rule_id=rule.id,
+                severity=rule.severity if severity is None else severity,
+                location=self.location.at(offset),
+                message=message,
+                subject=subject,
+                scanner=SCANNER,
+                references=rule.references,
+            )
+        )
+
+
+# --- import and call analysis -------------------------------------------------------
+
+# Callables that deserialize their bytes argument: the bytes are scanned as a
+# nested pickle. The call itself is still judged by the rules.
+_PICKLE_LOADERS = {
+    ("pickle", "loads"),
+    ("_pickle", "loads"),
+    ("pickle", "_loads"),
+    ("cPickle", "loads"),
+    ("dill", "loads"),
+    ("dill._dill", "loads"),
+    ("cloudpickle", "loads"),
+    ("cloudpickle.cloudpickle", "loads"),
+    ("numpy", "loads"),
+    ("joblib", "loads"),
+}
+_TORCH_BYTES_LOADERS = {("torch.storage", "_load_from_bytes")}
+_CODE_LOADERS = {("marshal", "loads"), ("dill._dill", "_create_code"), ("types", "CodeType")}
+_LOADERS = _PICKLE_LOADERS | _TORCH_BYTES_LOADERS | _CODE_LOADERS
+
+
+def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
+    """Report denied imports at once; unknown ones wait to see if they are called."""
+    seen = ctx.stats.imports.get((ref.module, ref.name))
+    if seen is None:
+        ctx.stats.imports[(ref.module, ref.name)] = [1, ref.offset]
+    else:
+        seen[0] += 1
+    verdict = ref.verdict
+    if verdict.verdict is Verdict.DENIED and verdict.rule is not None:
+        rule = verdict.rule
+        ctx.report(
+            rule.id,
+            ref.offset,
+            f"{opcode} imports {ref.dotted}: {rule.why}",
+            subject=ref.dotted,
+            once_key="import",
+        )
+
+
+def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
+    if isinstance(func, Ref):
+        verdict = func.verdict.verdict
+        if verdict is Verdict.UNKNOWN:
+            ctx.report(
+                "pickle-unknown-call",
+                offset,
+                f"{opcode} calls {func.dotted}, which is not on the allowlist, with "
+                f"({describe(args)})",
+                subject=func.dotted,
+                once_key="call",
+            )
+        return
+    if isinstance(func, Call):
+        ctx.report(
+            "pickle-dynamic-callable",
+            offset,
+            f"{opcode} calls the result of {describe(func)}: the callable is built while loading",
+            subject=describe(func.func),
+        )
+        return
+    ctx.report(
+        "pickle-dynamic-callable",
+        offset,
+        f"{opcode} calls a {type(func).__name__} value ({describe(func)}), not an imported name",
+        subject=describe(func),
+    )
+
+
+# --- constant folding of bytes arguments, for nested payloads ------------------------
+
+
+def _fold_bytes(value: object, budget: int = 64 << 20) -> bytes | None:
+    """The bytes a value evaluates to, where that is a pure, bounded transform."""
+    if isinstance(value, BytesValue):
+        return value.tobytes() if value.length <= budget else None
+    if not isinstance(value, Call) or not isinstance(value.func, Ref):
+        return None
+    func, args = value.func, value.args
+    if type(args) is not tuple or not args:
+        return None
+    name = (func.module, func.name)
+    first = args[0]
+    try:
+        if name in {("_codecs", "encode"), ("codecs", "encode")} and isinstance(first, str):
+            encoding = args[1] if len(args) > 1 and isinstance(args[1], str) else "utf-8"
+            if encoding.replace("-", "").lower() in {"latin1", "latin_1", "iso88591"}:
+                return first.encode("latin-1")
+            return None
+        inner: bytes | str | None = first if isinstance(first, str) else _fold_bytes(first, budget)
+        if inner is None:
+            return None
+        if name in {("base64", "b64decode"), ("base64", "standard_b64decode")}:
+            return base64.b64decode(inner)
+        if name == ("base64", "urlsafe_b64decode"):
+            return base64.urlsafe_b64decode(inner)
+        if name in {("binascii", "unhexlify"), ("binascii", "a2b_hex")}:
+            return binascii.unhexlify(inner)
+        if name in {("builtins", "bytes.fromhex")} and isinstance(inner, str):
+            return bytes.fromhex(inner)
+        if name in {("zlib", "decompress")} and isinstance(inner, bytes):
+            import zlib
+
+            out = zlib.decompressobj().decompress(inner, budget)
+            return out
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        return None
+    except Exception:  # noqa: BLE001 - zlib.error and friends: not foldable
+        return None
+    return None
+
+
+def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: int) -> None:
+    """Follow bytes handed to a loader: scan nested pickles, flag code objects."""
+    key = (func.module, func.name)
+    if key not in _LOADERS:
+        return
+    if type(args) is not tuple or not args:
+        return
+    payload = _fold_bytes(args[0])
+    if key in _CODE_LOADERS:
+        detail = f"{len(payload)} bytes of" if payload is not None else "a computed"
+        ctx.report(
+            "pickle-nested-code",
+            offset,
+            f"REDUCE passes {detail} marshalled code to {func.dotted}",
+            subject=func.dotted,
+        )
+        return
+    if payload is None:
+        return
+    if ctx.nested_depth >= MAX_NESTING:
+        ctx.report(
+            "pickle-opcode-limit", offset, "nested pickles go deeper than the nesting limit", func.dotted
+        )
+        return
+    nested_location = ctx.location.within(f"<nested pickle passed to {func.dotted} @{offset}>")
+    if key in _TORCH_BYTES_LOADERS and ctx.scan_bytes is not None:
+        ctx.scan_bytes(payload, nested_location)
+        return
+    nested = PickleContext(
+        rules=ctx.rules,
+        location=nested_location,
+        findings=ctx.findings,
+        nested_depth=ctx.nested_depth + 1,
+        max_bytes=ctx.max_bytes,
+        scan_bytes=ctx.scan_bytes,
+    )
+    scan_pickle_stream(payload, 0, len(payload), nested)
+    finish(nested)
+
+
+# --- line-argument decoding (protocol 0 opcodes) -------------------------------------
+
+
+def _decode_string_literal(raw: bytes, offset: int) -> str | BytesValue:
+    """STRING's argument: a quoted Python 2 str literal with escapes."""
+    if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+        raise Malformed("STRING argument is not quoted", offset)
+    value = codecs.escape_decode(raw[1:-1])[0]
+    try:
+        return value.decode("ascii")
+    except UnicodeDecodeError:
+        return BytesValue(value, 0, len(value))
+
+
+def _decode_int_line(raw: bytes, offset: int) -> int | bool:
+    text = raw.rstrip(b"L")
+    if raw == b"00":
+        return False
+    if raw == b"01":
+        return True
+    try:
+        return int(text)
+    except ValueError:
+        raise Malformed(f"bad integer literal {raw[:20]!r}", offset) from None
+
+
+def _decode_long_bytes(raw: bytes) -> int:
+    return int.from_bytes(raw, "little", signed=True)
+
+
+# --- the walk ------------------------------------------------------------------------
+
+_MARK = object()
+
+
+def scan_pickle_stream(
+    buf: Buffer | bytes,
+    start: int,
+    end: int,
+    ctx: PickleContext,
+    max_pickles: int = 0,
+    base: int | None = None,
+) -> int:
+    """Walk every pickle from `start` until `end` or non-pickle data (or after
+    `max_pickles`, if set); report into ctx. Returns where analysis stopped.
+
+    Offsets in findings are relative to `base` (default: `start`)."""
+    base = start if base is None else base
+    pos = start
+    first = True
+    if end - start > ctx.max_bytes:
+        ctx.report(
+            "pickle-opcode-limit",
+            start - base + ctx.max_bytes,
+            f"only the first {ctx.max_bytes} of {end - start} bytes were analysed",
+        )
+        end = start + ctx.max_bytes
+    while pos < end:
+        if not first and not _looks_like_pickle_start(buf, pos, end):
+            ctx.report(
+                "pickle-trailing-data",
+                pos - base,
+                f"{end - pos} bytes after the last STOP are not a pickle",
+                once_key="trailing",
+            )
+            return pos
+        first = False
+        try:
+            pos = _walk(buf, pos, end, base, ctx)
+        except Malformed as exc:
+            ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
+            return end
+        ctx.stats.pickles += 1
+        if ctx.stats.pickles == max_pickles:
+            break
+    return pos
+
+
+def walk_one(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext) -> int:
+    """One pickle from `pos` to its STOP (for streams embedded in other formats).
+    Raises Malformed."""
+    return _walk(buf, pos, end, base, ctx)
+
+
+def _looks_like_pickle_start(buf: Buffer | bytes, pos: int, end: int) -> bool:
+    """A following pickle starts with PROTO (protocol 2+) or, for protocol 0/1
+    streams, with an opcode that opens an object."""
+    op = buf[pos]
+    if op == 0x80:
+        return pos + 1 < end and buf[pos + 1] <= 5
+    return op in b"(c]}N)\x8c\x95" and op != 0x2E
+
+
+def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext) -> int:
+    """Walk one pickle from `pos` to its STOP; returns the offset after STOP.
+
+    Offsets in findings are relative to `base`, the start of the stream.
+    """
+    stack: list[object] = []
+    metastack: list[list[object]] = []
+    memo: dict[int, object] = {}
+    classify = ctx.rules.classify
+    append = stack.append
+    data = buf
+    op_pos = pos
+    _new_call = tuple.__new__
+
+    try:
+        while pos < end:
+            op_pos = pos
+            op = data[pos]
+            pos += 1
+            # Frequent opcodes of real checkpoints first.
+            if op == 0x72:  # LONG_BINPUT
+                memo[_unpack_u32(data, pos)[0]] = stack[-1]
+                pos += 4
+            elif op == 0x68:  # BINGET
+                append(memo[data[pos]])
+                pos += 1
+            elif op == 0x4B:  # BININT1
+                append(data[pos])
+                pos += 1
+            elif op == 0x28:  # MARK
+                metastack.append(stack)
+                stack = []
+                append = stack.append
+            elif op == 0x58:  # BINUNICODE
+                n = _unpack_u32(data, pos)[0]
+                pos += 4
+                if n <= KEEP_TEXT:
+                    append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
+                else:
+                    append(LONG_TEXT)
+                pos += n
+                if pos < end:  # fused: the PUT that usually follows
+                    nxt = data[pos]
+                    if nxt == 0x72:
+                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        pos += 5
+                    elif nxt == 0x71:
+                        memo[data[pos + 1]] = stack[-1]
+                        pos += 2
+            elif op == 0x52:  # REDUCE
+                args = stack.pop()
+                func = stack[-1]
+                stack[-1] = _new_call(Call, (func, args, op_pos - base))
+                if func.__class__ is not Ref or not func.plain:
+                    _on_call(ctx, func, args, op_pos - base, "REDUCE")
+                if pos < end:  # fused: the PUT that usually follows
+                    nxt = data[pos]
+                    if nxt == 0x72:
+                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        pos += 5
+                    elif nxt == 0x71:
+                        memo[data[pos + 1]] = stack[-1]
+                        pos += 2
+            elif op == 0x74:  # TUPLE
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                append(tuple(items))
+                if pos < end:  # fused: the PUT that usually follows
+                    nxt = data[pos]
+                    if nxt == 0x72:
+                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        pos += 5
+                    elif nxt == 0x71:
+                        memo[data[pos + 1]] = stack[-1]
+                        pos += 2
+            elif op == 0x85:  # TUPLE1
+                stack[-1] = (stack[-1],)
+                if pos < end:  # fused: the PUT that usually follows
+                    nxt = data[pos]
+                    if nxt == 0x72:
+                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        pos += 5
+                    elif nxt == 0x71:
+                        memo[data[pos + 1]] = stack[-1]
+                        pos += 2
+            elif op == 0x29:  # EMPTY_TUPLE
+                append(())
+            elif op == 0x51:  # BINPERSID
+                pid = stack[-1]
+                stack[-1] = _new_call(Persistent, (pid,))
+                if not ctx.expect_persistent_ids:
+                    _report_persid(ctx, op_pos - base, pid)
+            elif op == 0x89:  # NEWFALSE
+                append(False)
+            elif op == 0x71:  # BINPUT
+                memo[data[pos]] = stack[-1]
+                pos += 1
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                n = data[pos]
+                pos += 1
+                append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
+                pos += n
+            elif op == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif op == 0x86:  # TUPLE2
+                b = stack.pop()
+                stack[-1] = (stack[-1], b)
+            elif op == 0x87:  # TUPLE3
+                c = stack.pop()
+                b = stack.pop()
+                stack[-1] = (stack[-1], b, c)
+            elif op == 0x88:  # NEWTRUE
+                append(True)
+            elif op == 0x4A:  # BININT
+                append(_unpack_i32(data, pos)[0])
+                pos += 4
+            elif op == 0x4D:  # BININT2
+                append(_unpack_u16(data, pos)[0])
+                pos += 2
+            elif op == 0x6A:  # LONG_BINGET
+                append(memo[_unpack_u32(data, pos)[0]])
+                pos += 4
+            elif op == 0x7D:  # EMPTY_DICT
+                append({})
+            elif op == 0x75:  # SETITEMS
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                _set_items(ctx, stack[-1], items, op_pos - base)
+            elif op == 0x73:  # SETITEM
+                v = stack.pop()
+                k = stack.pop()
+                _set_items(ctx, stack[-1], [k, v], op_pos - base)
+            elif op == 0x5D:  # EMPTY_LIST
+                append([])
+            elif op == 0x65:  # APPENDS
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                _append_items(ctx, stack[-1], items, op_pos - base)
+            elif op == 0x61:  # APPEND
+                v = stack.pop()
+                _append_items(ctx, stack[-1], [v], op_pos - base)
+            elif op == 0x4E:  # NONE
+                append(None)
+            elif op == 0x47:  # BINFLOAT
+                append(FLOAT)
+                pos += 8
+            elif op == 0x62:  # BUILD
+                state = stack.pop()
+                target = stack[-1]
+                new_pos = _on_build(ctx, target, state, op_pos - base, pos)
+                if new_pos is not None:
+                    pos = new_pos
+            elif op == 0x81:  # NEWOBJ
+                args = stack.pop()
+                cls = stack[-1]
+                stack[-1] = _new_call(Call, (cls, args, op_pos - base))
+                _on_instantiate(ctx, cls, args, op_pos - base, "NEWOBJ")
+            elif op == 0x93:  # STACK_GLOBAL
+                name = stack.pop()
+                module = stack[-1]
+                stack[-1] = _stack_global(ctx, classify, module, name, op_pos - base)
+            elif op == 0x63:  # GLOBAL
+                module_s, name_s, pos = _read_global_args(data, pos, end, op_pos - base)
+                ref = Ref(module_s, name_s, op_pos - base, classify(module_s, name_s))
+                _judge_import(ctx, ref, "GLOBAL")
+                append(ref)
+            elif op == 0x43:  # SHORT_BINBYTES
+                n = data[pos]
+                pos += 1
+                append(BytesValue(data, pos, n))
+                pos += n
+            elif op == 0x42:  # BINBYTES
+                n = _unpack_u32(data, pos)[0]
+                pos += 4
+                append(BytesValue(data, pos, n))
+                pos += n
+            elif op == 0x8E:  # BINBYTES8
+                n = _unpack_u64(data, pos)[0]
+                pos += 8
+                append(BytesValue(data, pos, n))
+                pos += n
+            elif op == 0x96:  # BYTEARRAY8
+                n = _unpack_u64(data, pos)[0]
+                pos += 8
+                append(BytesValue(data, pos, n))
+                pos += n
+            elif op == 0x8D:  # BINUNICODE8
+                n = _unpack_u64(data, pos)[0]
+                pos += 8
+                if n <= KEEP_TEXT:
+                    append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
+                else:
+                    append(LONG_TEXT)
+                pos += n
+            elif op == 0x55:  # SHORT_BINSTRING
+                n = data[pos]
+                pos += 1
+                append(_py2_str(data, pos, n))
+                pos += n
+            elif op == 0x54:  # BINSTRING
+                n = _unpack_i32(data, pos)[0]
+                if n < 0:
+                    raise Malformed("BINSTRING with a negative length", op_pos - base)
+                pos += 4
+                append(_py2_str(data, pos, n) if n <= KEEP_TEXT else LONG_TEXT)
+                pos += n
+            elif op == 0x8A:  # LONG1
+                n = data[pos]
+                pos += 1
+                append(_decode_long_bytes(data[pos : pos + n]))
+                pos += n
+            elif op == 0x8B:  # LONG4
+                n = _unpack_i32(data, pos)[0]
+                if n < 0:
+                    raise Malformed("LONG4 with a negative length", op_pos - base)
+                pos += 4
+                append(_decode_long_bytes(data[pos : pos + n]) if n <= 64 else LONG_INT)
+                pos += n
+            elif op == 0x80:  # PROTO
+                if data[pos] > 5:
+                    raise Malformed(f"unsupported pickle protocol {data[pos]}", op_pos - base)
+                pos += 1
+            elif op == 0x95:  # FRAME
+                pos += 8
+            elif op == 0x2E:  # STOP
+                ctx.result = stack[-1] if stack else None
+                if metastack or len(stack) != 1:
+                    # pickle.load accepts this, but a clean writer never leaves it.
+                    ctx.report(
+                        "pickle-malformed",
+                        op_pos - base,
+                        f"STOP with {len(stack)} values on the stack and "
+                        f"{len(metastack)} open marks",
+                        once_key="stop",
+                    )
+                return pos
+            elif op == 0x30:  # POP
+                if stack:
+                    stack.pop()
+                else:
+                    stack = metastack.pop()
+                    append = stack.append
+            elif op == 0x31:  # POP_MARK
+                stack = metastack.pop()
+                append = stack.append
+            elif op == 0x32:  # DUP
+                append(stack[-1])
+            elif op == 0x6C:  # LIST
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                append(items[:KEEP_ITEMS])
+            elif op == 0x64:  # DICT
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                d: dict[object, object] = {}
+                _set_items(ctx, d, items, op_pos - base)
+                append(d)
+            elif op == 0x8F:  # EMPTY_SET
+                append([])
+            elif op == 0x90:  # ADDITEMS
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                _append_items(ctx, stack[-1], items, op_pos - base)
+            elif op == 0x91:  # FROZENSET
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                append(tuple(items[:KEEP_ITEMS]))
+            elif op == 0x92:  # NEWOBJ_EX
+                kwargs = stack.pop()
+                args = stack.pop()
+                cls = stack[-1]
+                stack[-1] = _new_call(Call, (cls, args, op_pos - base))
+                _on_instantiate(ctx, cls, (args, kwargs), op_pos - base, "NEWOBJ_EX")
+            elif op == 0x6F:  # OBJ
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                if not items:
+                    raise IndexError("OBJ without a class")
+                cls, args = items[0], tuple(items[1:])
+                append(_new_call(Call, (cls, args, op_pos - base)))
+                _on_call(ctx, cls, args, op_pos - base, "OBJ")
+            elif op == 0x69:  # INST
+                module_s, name_s, pos = _read_global_args(data, pos, end, op_pos - base)
+                ref = Ref(module_s, name_s, op_pos - base, classify(module_s, name_s))
+                _judge_import(ctx, ref, "INST")
+                args = tuple(stack)
+                stack = metastack.pop()
+                append = stack.append
+                append(_new_call(Call, (ref, args, op_pos - base)))
+                _on_call(ctx, ref, args, op_pos - base, "INST")
+            elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
+                if op == 0x82:
+                    code, pos = data[pos], pos + 1
+                elif op == 0x83:
+                    code, pos = _unpack_u16(data, pos)[0], pos + 2
+                else:
+                    code, pos = _unpack_i32(data, pos)[0], pos + 4
+                ctx.report(
+                    "pickle-extension-code",
+                    op_pos - base,
+                    f"EXT opcode imports extension-registry entry {code}; the name it stands "
+                    "for is decided by the loading process, not the file",
+                    subject=f"ext:{code}",
+                )
+                append(Ref("<extension>", str(code), op_pos - base, ImportVerdict(Verdict.UNKNOWN)))
+            elif op == 0x50:  # PERSID
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                pid = str(line, "ascii", "replace")
+                append(_new_call(Persistent, (pid,)))
+                if not ctx.expect_persistent_ids:
+                    _report_persid(ctx, op_pos - base, pid)
+            elif op == 0x56:  # UNICODE
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                append(str(line, "raw-unicode-escape") if len(line) <= KEEP_TEXT else LONG_TEXT)
+            elif op == 0x53:  # STRING
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                append(_decode_string_literal(bytes(line), op_pos - base))
+            elif op == 0x49:  # INT
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                append(_decode_int_line(bytes(line), op_pos - base))
+            elif op == 0x4C:  # LONG
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                append(_decode_int_line(bytes(line), op_pos - base))
+            elif op == 0x46:  # FLOAT
+                _, pos = _read_line(data, pos, end, op_pos - base)
+                append(FLOAT)
+            elif op == 0x67:  # GET
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                append(memo[int(line)])
+            elif op == 0x70:  # PUT
+                line, pos = _read_line(data, pos, end, op_pos - base)
+                memo[int(line)] = stack[-1]
+            elif op == 0x97 or op == 0x98:  # NEXT_BUFFER, READONLY_BUFFER
+                if op == 0x97:
+                    append(BUFFER)
+            else:
+                raise Malformed(f"unknown opcode 0x{op:02x}", op_pos - base)
+    except Malformed:
+        raise
+    except (IndexError, KeyError, struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise Malformed(_explain_failure(exc, data, op_pos, end), op_pos - base) from None
+    if pos > end:
+        raise Malformed("stream ends inside an opcode argument", op_pos - base)
+    raise Malformed("stream ends without a STOP opcode", pos - base)
+
+
+def _explain_failure(exc: Exception, data: Buffer | bytes, op_pos: int, end: int) -> str:
+    op = data[op_pos] if op_pos < end else None
+    name = _OPCODE_NAMES.get(op, "?") if op is not None else "end of data"
+    if isinstance(exc, KeyError):
+        return f"{name} reads memo slot {exc.args[0]!r}, which was never written"
+    if isinstance(exc, IndexError):
+        return f"{name} needs more values than the stack holds (or the data ends)"
+    if isinstance(exc, struct.error):
+        return f"{name} argument runs past the end of the data"
+    return f"{name}: {exc}"
+
+
+def _read_line(data: Buffer | bytes, pos: int, end: int, where: int) -> tuple[bytes, int]:
+    nl = data.find(b"\n", pos, end)
+    if nl < 0:
+        raise Malformed("line argument has no newline before the end of data", where)
+    return data[pos:nl], nl + 1
+
+
+def _read_global_args(data: Buffer | bytes, pos: int, end: int, where: int) -> tuple[str, str, int]:
+    module, pos = _read_line(data, pos, end, where)
+    name, pos = _read_line(data, pos, end, where)
+    # pickle decodes these as UTF-8 (protocol 3+) or ASCII; accept both readings.
+    return str(module, "utf-8", "replace"), str(name, "utf-8", "replace"), pos
+
+
+def _py2_str(data: Buffer | bytes, pos: int, n: int) -> str | BytesValue:
+    """Python 2 str: text if ASCII (how pickle decodes it by default), else bytes."""
+    raw = data[pos : pos + n]
+    try:
+        return str(raw, "ascii")
+    except UnicodeDecodeError:
+        return BytesValue(data, pos, n)
+
+
+def _stack_global(
+    ctx: PickleContext,
+    classify: Callable[[str, str], ImportVerdict],
+    module: object,
+    name: object,
+    offset: int,
+) -> Ref:
+    if isinstance(module, str) and isinstance(name, str):
+        ref = Ref(module, name, offset, classify(module, name))
+        _judge_import(ctx, ref, "STACK_GLOBAL")
+        return ref
+    ctx.report(
+        "pickle-dynamic-import",
+        offset,
+        f"STACK_GLOBAL imports module {describe(module)} name {describe(name)}, which are "
+        "not string constants",
+        subject=f"{describe(module)}.{describe(name)}",
+    )
+    return Ref(describe(module), describe(name), offset, ImportVerdict(Verdict.UNKNOWN))
+
+
+def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
+    _judge_call(ctx, func, args, offset, opcode)
+    if isinstance(func, Ref):
+        _inspect_loader_call(ctx, func, args, offset)
+
+
+def _on_instantiate(ctx: PickleContext, cls: object, args: object, offset: int, opcode: str) -> None:
+    """NEWOBJ runs only cls.__new__, so an unknown class stays 'unknown import'
+    (medium); a class computed at run time is still a dynamic callable."""
+    if not isinstance(cls, Ref):
+        _judge_call(ctx, cls, args, offset, opcode)
+
+
+def _on_build(ctx: PickleContext, target: object, state: object, offset: int, pos: int) -> int | None:
+    if isinstance(target, Ref):
+        ctx.report(
+            "pickle-mutates-global",
+            offset,
+            f"BUILD sets state on the imported object {target.dotted} itself, not on an instance",
+            subject=target.dotted,
+        )
+        return None
+    if isinstance(target, Call):
+        ctx.states[id(target)] = (target, state)
+        if ctx.on_build is not None:
+            return ctx.on_build(target, state, pos)
+    return None
+
+
+def _set_items(ctx: PickleContext, target: object, items: list[object], offset: int) -> None:
+    if isinstance(target, dict):
+        if len(target) < KEEP_ITEMS:
+            for i in range(0, min(len(items), 2 * KEEP_ITEMS) - 1, 2):
+                key = items[i]
+                if isinstance(key, (str, int, bool)) or key is None:
+                    target[key] = items[i + 1]
+    elif isinstance(target, Ref):
+        ctx.report(
+            "pickle-mutates-global",
+            offset,
+            f"SETITEM(S) writes keys into the imported object {target.dotted}",
+            subject=target.dotted,
+        )
+
+
+def _append_items(ctx: PickleContext, target: object, items: list[object], offset: int) -> None:
+    if isinstance(target, list):
+        room = KEEP_ITEMS - len(target)
+        if room > 0:
+            target.extend(items[:room])
+    elif isinstance(target, Ref):
+        ctx.report(
+            "pickle-mutates-global",
+            offset,
+            f"APPEND(S)/ADDITEMS adds items to the imported object {target.dotted}",
+            subject=target.dotted,
+        )
+
+
+def _report_persid(ctx: PickleContext, offset: int, pid: object) -> None:
+    ctx.report(
+        "pickle-persistent-id",
+        offset,
+        f"persistent id {describe(pid)} is resolved by the loading application",
+        subject="persistent_load",
+        once_key="persid",
+    )
+
+
+def finish(ctx: PickleContext) -> None:
+    """After all streams of a file: unknown imports never called are medium findings."""
+    reported = {f.subject for f in ctx.findings if f.location == ctx.location.at(f.location.offset)}
+    for (module, name), (count, offset) in ctx.stats.imports.items():
+        verdict = ctx.rules.classify(module, name)
+        dotted = f"{module}.{name}"
+        if verdict.verdict is Verdict.UNKNOWN and dotted not in reported:
+            times = f" ({count} times)" if count > 1 else ""
+            ctx.report(
+                "pickle-unknown-import",
+                offset,
+                f"imports {dotted}{times}, which is not on the allowlist",
+                subject=dotted,
+            )
+
+
+_OPCODE_NAMES: dict[int | None, str] = {}
+
+
+def _opcode_names() -> None:
+    import pickletools
+
+    for info in pickletools.opcodes:
+        _OPCODE_NAMES[info.code.encode("latin-1")[0]] = info.name
+
+
+_opcode_names()

@@ -1,0 +1,161 @@
+"""PyTorch checkpoints: zip (torch.save since 1.6, TorchScript), legacy
+(sequential pickles) and the oldest tar form. Only pickles, code and the
+directory are read; tensor payload never is."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from ..findings import Location
+from ..reader import Buffer, ByteReader, read_all
+from ..sources.ziparchive import ZipArchive
+from .base import ScanContext
+from .pickle import Malformed, PickleContext, Ref, finish, walk_one
+from .pickle_file import scan_pickle_reader
+
+SCANNER = "pytorch"
+
+# Pickles of a legacy (pre-zip) torch.save file: magic number, protocol
+# version, sys_info, the object, the storage keys. Raw storages follow.
+LEGACY_PICKLES = 5
+_TAR_MEMBERS = {"sys_info", "pickle", "storages", "tensors"}
+# Members torch writes that are plain metadata.
+_METADATA = {"version", ".format_version", "byteorder", ".storage_alignment", "serialization_id"}
+_ELEMENT_SIZES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "LongStorage": 8, "IntStorage": 4,
+    "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+    "BFloat16Storage": 2, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
+}  # fmt: skip
+
+
+def is_torch_zip(names: list[str]) -> bool:
+    return any(
+        n.rsplit("/", 1)[-1] in ("data.pkl", "constants.pkl") or n.endswith(".data/version")
+        for n in names
+    )
+
+
+def is_torch_tar(names: list[str]) -> bool:
+    return {"pickle", "storages"} <= set(names) <= _TAR_MEMBERS | {"."}
+
+
+def _role(name: str) -> str:
+    parts = name.split("/")
+    base = parts[-1]
+    if base.endswith("pkl"):  # data.pkl, constants.pkl, *.debug_pkl
+        return "pickle"
+    if "code" in parts[:-1] and base.endswith(".py"):
+        return "code"
+    if len(parts) >= 2 and parts[-2] == "data" and base.isdigit():
+        return "tensor"
+    if base in _METADATA or (len(parts) >= 2 and parts[-2] == ".data"):
+        return "metadata"
+    return "other"
+
+
+def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
+    from .archive import check_crc, open_zip_member
+
+    for member in archive.members:
+        role = _role(member.name)
+        if member.is_dir or role in ("tensor", "metadata"):
+            continue  # tensor payload is never read
+        reader = open_zip_member(archive, member, location, ctx)
+        if reader is None:
+            continue
+        where = location.within(member.name)
+        ctx.covered_by[str(where)] = SCANNER
+        if role == "pickle":
+            check_crc(reader, member, location, ctx)
+            scan_pickle_reader(reader, where, ctx, expect_persistent_ids=True)
+        elif role == "code":
+            check_crc(reader, member, location, ctx)
+            _scan_torchscript_code(reader, where, ctx)
+        else:
+            ctx.scan_member(reader, where, SCANNER)
+
+
+def _scan_torchscript_code(reader: ByteReader, where: Location, ctx: ScanContext) -> None:
+    rule = ctx.rules.rule("torchscript-code")
+    text = read_all(reader, ctx.limits.max_header_bytes * 16).decode("utf-8", "replace")
+    for pattern in rule.patterns:
+        for match in re.finditer(pattern, text):
+            line = text.count("\n", 0, match.start()) + 1
+            ctx.report(
+                rule.id,
+                where.at(match.start()),
+                f"TorchScript code line {line} uses {match.group(0)!r}",
+                SCANNER,
+                subject=match.group(0),
+            )
+
+
+class LegacyTorchScanner:
+    name = SCANNER
+    formats = ("pytorch-legacy",)
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        scan_pickle_reader(
+            reader, location, ctx, expect_persistent_ids=True, max_pickles=LEGACY_PICKLES
+        )
+
+
+# --- the tar form (torch < 0.4) ----------------------------------------------------------
+
+
+def scan_torch_tar_member(name: str, body: ByteReader, where: Location, ctx: ScanContext) -> None:
+    if name in ("pickle", "sys_info"):
+        scan_pickle_reader(body, where, ctx, expect_persistent_ids=True, max_pickles=1)
+        return
+    if name not in ("storages", "tensors"):
+        ctx.scan_member(body, where, SCANNER)
+        return
+    pctx = scan_pickle_reader(body, where, ctx, expect_persistent_ids=True, max_pickles=1)
+    buf, start, end = body.window()
+    try:
+        walker = _records_storages if name == "storages" else _records_tensors
+        walker(buf, start, end, pctx)
+        finish(pctx)
+    except (Malformed, struct.error, IndexError) as exc:
+        offset = exc.offset if isinstance(exc, Malformed) else None
+        ctx.report("pickle-malformed", where.at(offset), f"legacy torch {name} record: {exc}", SCANNER)
+
+
+def _first_pickle_end(buf: Buffer, start: int, end: int, pctx: PickleContext) -> tuple[int, int]:
+    """Re-walk the count pickle to find where the records begin, and the count."""
+    pos = walk_one(buf, start, end, start, pctx)
+    count = pctx.result
+    if not isinstance(count, int) or count < 0:
+        raise Malformed("record count is not a non-negative integer", 0)
+    return pos, count
+
+
+def _records_storages(buf: Buffer, start: int, end: int, pctx: PickleContext) -> None:
+    pos, count = _first_pickle_end(buf, start, end, pctx)
+    for _ in range(count):
+        pos = walk_one(buf, pos, end, start, pctx)
+        record = pctx.result
+        if not (type(record) is tuple and len(record) == 3 and isinstance(record[2], Ref)):
+            raise Malformed("storage record is not (key, location, storage type)", pos - start)
+        size = _ELEMENT_SIZES.get(record[2].name)
+        if size is None:
+            raise Malformed(f"unknown storage type {record[2].dotted}", pos - start)
+        (numel,) = struct.unpack_from("<q", buf, pos)
+        pos += 8 + numel * size
+        if numel < 0 or pos > end:
+            raise Malformed("storage data runs past the end of the member", pos - start)
+    if pos < end:
+        walk_one(buf, pos, end, start, pctx)
+
+
+def _records_tensors(buf: Buffer, start: int, end: int, pctx: PickleContext) -> None:
+    pos, count = _first_pickle_end(buf, start, end, pctx)
+    for _ in range(count):
+        pos = walk_one(buf, pos, end, start, pctx)
+        (ndim,) = struct.unpack_from("<i", buf, pos)
+        if ndim < 0:
+            raise Malformed("negative tensor rank", pos - start)
+        pos += 8 + 16 * ndim + 8
+        if pos > end:
+            raise Malformed("tensor record runs past the end of the member", pos - start)

@@ -1,0 +1,233 @@
+"""A zip reader that sees what torch.load sees.
+
+Python's zipfile refuses members with the encryption flag and checks CRCs;
+torch's reader (miniz) does neither. Attackers have used exactly that gap to
+hide a pickle from scanners that torch still loads. So this reader:
+- finds members through the central directory, as miniz does, reading
+  their data offset from the local header;
+- ignores flag bits and CRCs for access, and reports them as findings instead;
+- reads only the directory and the members a scanner asks for.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..reader import ByteReader, SliceReader, SpooledReader, TooLarge, iter_chunks
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_CENTRAL = b"PK\x01\x02"
+_LOCAL = b"PK\x03\x04"
+
+_EOCD_STRUCT = struct.Struct("<4sHHHHIIH")
+_EOCD64_LOCATOR_STRUCT = struct.Struct("<4sIQI")
+_EOCD64_STRUCT = struct.Struct("<4sQHHIIQQQQ")
+_CENTRAL_STRUCT = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_LOCAL_STRUCT = struct.Struct("<4sHHHHHIIIHH")
+
+STORED = 0
+DEFLATED = 8
+
+
+class ZipFormatError(Exception):
+    """The archive's directory cannot be read."""
+
+
+class ZipMember(NamedTuple):
+    """A central-directory entry (a NamedTuple: checkpoints have 100k of them)."""
+
+    name: str
+    method: int
+    flags: int
+    crc: int
+    compressed_size: int
+    size: int
+    header_offset: int
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.flags & 0x1)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/")
+
+
+@dataclass
+class ZipArchive:
+    reader: ByteReader
+    members: list[ZipMember]
+    problems: list[str] = field(default_factory=list)
+    """Inconsistencies found while reading the directory (not fatal)."""
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def data_offset(self, member: ZipMember) -> int:
+        """Where the member's data starts, from its local header (read on demand,
+        so members nobody opens, like tensor payload, cost nothing)."""
+        local = self.reader.read_at(member.header_offset, _LOCAL_STRUCT.size)
+        if len(local) < _LOCAL_STRUCT.size or local[:4] != _LOCAL:
+            raise ZipFormatError(f"no local header at offset {member.header_offset}")
+        fields = _LOCAL_STRUCT.unpack(local)
+        name_len, extra_len = fields[9], fields[10]
+        local_name = _decode_name(
+            self.reader.read_at(member.header_offset + _LOCAL_STRUCT.size, name_len), fields[2]
+        )
+        if local_name != member.name:
+            self.problems.append(f"member {member.name!r} is named {local_name!r} in its local header")
+        return member.header_offset + _LOCAL_STRUCT.size + name_len + extra_len
+
+    def open_member(self, member: ZipMember, max_size: int, max_ratio: float) -> ByteReader:
+        """A reader over the member's uncompressed bytes.
+
+        Stored members are a window on the archive (no copy); deflated ones are
+        inflated into a temp file, bounded in size and compression ratio.
+        """
+        raw = SliceReader(self.reader, self.data_offset(member), member.compressed_size)
+        if member.method == STORED:
+            return raw
+        if member.method == DEFLATED:
+            limit = min(max_size, int(max(member.compressed_size, 1) * max_ratio))
+            return SpooledReader(_inflate(raw), limit)
+        raise ZipFormatError(f"member {member.name!r} uses compression method {member.method}")
+
+
+def _inflate(raw: ByteReader) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(-15)
+    for chunk in iter_chunks(raw):
+        out = inflater.decompress(chunk, 1 << 20)
+        while out:
+            yield out
+            out = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+        if inflater.eof:
+            return
+    tail = inflater.flush()
+    if tail:
+        yield tail
+
+
+def is_zip(head: bytes) -> bool:
+    return head[:4] in (_LOCAL, _EOCD) or head[:4] == b"PK\x07\x08"
+
+
+def _find_eocd(reader: ByteReader) -> int:
+    """Offset of the end-of-central-directory record: the last one in the
+    final 64 KiB + 22 bytes, as miniz and zipfile search."""
+    size = reader.size
+    tail_start = max(0, size - (0xFFFF + _EOCD_STRUCT.size))
+    tail = reader.read_at(tail_start, size - tail_start)
+    pos = tail.rfind(_EOCD)
+    while pos >= 0:
+        if len(tail) - pos >= _EOCD_STRUCT.size:
+            return tail_start + pos
+        pos = tail.rfind(_EOCD, 0, pos)
+    raise ZipFormatError("no end-of-central-directory record")
+
+
+def _directory_bounds(reader: ByteReader, eocd_offset: int) -> tuple[int, int, int]:
+    """(entry count, directory size, directory offset), following Zip64."""
+    fields = _EOCD_STRUCT.unpack(reader.read_at(eocd_offset, _EOCD_STRUCT.size))
+    count, cd_size, cd_offset = fields[4], fields[5], fields[6]
+    if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        loc_at = eocd_offset - _EOCD64_LOCATOR_STRUCT.size
+        loc = reader.read_at(loc_at, _EOCD64_LOCATOR_STRUCT.size)
+        if loc_at < 0 or loc[:4] != _EOCD64_LOCATOR:
+            raise ZipFormatError("zip64 sizes without a zip64 locator")
+        eocd64_at = _EOCD64_LOCATOR_STRUCT.unpack(loc)[2]
+        rec = reader.read_at(eocd64_at, _EOCD64_STRUCT.size)
+        if len(rec) < _EOCD64_STRUCT.size or rec[:4] != _EOCD64:
+            raise ZipFormatError("zip64 end record missing where the locator points")
+        f64 = _EOCD64_STRUCT.unpack(rec)
+        count, cd_size, cd_offset = f64[7], f64[8], f64[9]
+    return count, cd_size, cd_offset
+
+
+def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + length]
+        if tag == 0x0001:
+            values = list(struct.unpack_from(f"<{len(body) // 8}Q", body))
+            if usize == 0xFFFFFFFF and values:
+                usize = values.pop(0)
+            if csize == 0xFFFFFFFF and values:
+                csize = values.pop(0)
+            if offset == 0xFFFFFFFF and values:
+                offset = values.pop(0)
+            break
+        pos += 4 + length
+    return usize, csize, offset
+
+
+def _decode_name(raw: bytes, flags: int) -> str:
+    if flags & 0x800:
+        return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp437")
+
+
+def read_zip(reader: ByteReader, max_members: int = 1_000_000) -> ZipArchive:
+    """Read the central directory (and each member's local header)."""
+    eocd = _find_eocd(reader)
+    count, cd_size, cd_offset = _directory_bounds(reader, eocd)
+    problems: list[str] = []
+    if count > max_members:
+        raise ZipFormatError(f"{count} members is over the limit of {max_members}")
+    # A prefix before the archive (self-extractor style) shifts every offset.
+    shift = 0
+    if reader.read_at(cd_offset, 4) != _CENTRAL and count:
+        shift = eocd - cd_size - cd_offset
+        if shift <= 0 or reader.read_at(cd_offset + shift, 4) != _CENTRAL:
+            raise ZipFormatError("central directory not found where the end record points")
+        problems.append(f"archive starts {shift} bytes into the file")
+    directory = reader.read_at(cd_offset + shift, cd_size)
+    members: list[ZipMember] = []
+    pos = 0
+    for _ in range(count):
+        if directory[pos : pos + 4] != _CENTRAL or pos + _CENTRAL_STRUCT.size > len(directory):
+            problems.append(f"central directory ends after {len(members)} of {count} entries")
+            break
+        f = _CENTRAL_STRUCT.unpack_from(directory, pos)
+        flags, method, crc, csize, usize = f[3], f[4], f[7], f[8], f[9]
+        name_len, extra_len, comment_len, header_offset = f[10], f[11], f[12], f[16]
+        pos += _CENTRAL_STRUCT.size
+        name = _decode_name(directory[pos : pos + name_len], flags)
+        extra = directory[pos + name_len : pos + name_len + extra_len]
+        pos += name_len + extra_len + comment_len
+        if 0xFFFFFFFF in (usize, csize, header_offset):
+            usize, csize, header_offset = _zip64_extra(extra, usize, csize, header_offset)
+        header_offset += shift
+        if header_offset + csize > reader.size:
+            problems.append(f"member {name!r} extends past the end of the file")
+        members.append(ZipMember(name, method, flags, crc, csize, usize, header_offset))
+    if len(members) < count and not problems:
+        problems.append(f"only {len(members)} of {count} directory entries are readable")
+    return ZipArchive(reader, members, problems)
+
+
+def crc_matches(reader: ByteReader, expected: int) -> bool:
+    crc = 0
+    for chunk in iter_chunks(reader):
+        crc = zlib.crc32(chunk, crc)
+    return crc == expected
+
+
+__all__ = [
+    "ZipArchive",
+    "ZipFormatError",
+    "ZipMember",
+    "TooLarge",
+    "crc_matches",
+    "is_zip",
+    "read_zip",
+]
