@@ -362,6 +362,15 @@ def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: in
         )
         return
     if payload is None:
+        if key in _TORCH_BYTES_LOADERS:
+            # Allowed only because its bytes are scanned; computed bytes are not.
+            ctx.report(
+                "pickle-dynamic-callable",
+                offset,
+                f"{func.dotted} loads bytes computed while loading ({describe(args[0])}), "
+                "which cannot be scanned",
+                subject=func.dotted,
+            )
         return
     if ctx.nested_depth >= MAX_NESTING:
         ctx.report(
