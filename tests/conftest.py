@@ -31,7 +31,9 @@ def scan_paths(*paths: str | Path, rules: RuleSet | None = None) -> ScanReport:
     return scan(ScanConfig(targets=tuple(str(p) for p in paths)), rules)
 
 
-def scan_bytes(tmp_path: Path, data: bytes, name: str = "sample.bin", rules: RuleSet | None = None) -> ScanReport:
+def scan_bytes(
+    tmp_path: Path, data: bytes, name: str = "sample.bin", rules: RuleSet | None = None
+) -> ScanReport:
     path = tmp_path / name
     path.write_bytes(data)
     return scan_paths(path, rules=rules)

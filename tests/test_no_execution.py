@@ -34,20 +34,19 @@ WATCHER = textwrap.dedent(
         elif event == "marshal.loads" or event == "pickle.find_class":
             events.append((event, str(args)[:80]))
 
-    MARKER = %r
+    MARKER = sys.argv[2]
     sys.addaudithook(hook)
     report = scan(config)
     assert report.findings, "the scan found nothing"
     print("EVENTS", events)
     sys.exit(1 if events else 0)
     """
-    % MARKER
 )
 
 
 def test_scan_executes_nothing(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", WATCHER, str(FIXTURES / "malicious")],
+        [sys.executable, "-c", WATCHER, str(FIXTURES / "malicious"), MARKER],
         cwd=tmp_path,
         capture_output=True,
         text=True,

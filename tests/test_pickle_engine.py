@@ -54,24 +54,52 @@ def test_plain_data_is_clean_in_every_protocol(proto: int, rules: RuleSet) -> No
     import collections
     import datetime
 
-    value = {"a": [1, 2.5, "x", b"y", None, True], "t": (1,), "od": collections.OrderedDict(k=1),
-             "when": datetime.date(2020, 1, 1), "s": {1}, "big": 2**100}
+    value = {
+        "a": [1, 2.5, "x", b"y", None, True],
+        "t": (1,),
+        "od": collections.OrderedDict(k=1),
+        "when": datetime.date(2020, 1, 1),
+        "s": {1},
+        "big": 2**100,
+    }
     assert ids(walk(pickle.dumps(value, protocol=proto), rules)) == []
 
 
 def test_memo_follows_pickle_semantics_when_memoize_and_binput_mix(rules: RuleSet) -> None:
     # memo[0]=decoy, memo[1]=decoy via MEMOIZE; BINPUT 5 = "os"; MEMOIZE then writes
     # index len(memo) == 3, not 2: a scanner that counts MEMOIZE separately reads decoys.
-    data = (b"\x80\x04" + su("torch._utils") + b"\x94" + su("_rebuild_tensor_v2") + b"\x94"
-            + su("os") + b"q\x05" + su("system") + b"\x94" + b"h\x05h\x03\x93" + su("x") + b"\x85R.")
+    data = (
+        b"\x80\x04"
+        + su("torch._utils")
+        + b"\x94"
+        + su("_rebuild_tensor_v2")
+        + b"\x94"
+        + su("os")
+        + b"q\x05"
+        + su("system")
+        + b"\x94"
+        + b"h\x05h\x03\x93"
+        + su("x")
+        + b"\x85R."
+    )
     ctx = walk(data, rules)
     assert "os.system" in {f.subject for f in ctx.findings}
 
 
 def test_stack_global_with_computed_operands_is_high(rules: RuleSet) -> None:
     # module name is the result of a call, not a string constant
-    data = (b"\x80\x04" + su("builtins") + su("str") + b"\x93" + su("os") + b"\x85R" + su("system")
-            + b"\x93" + su("x") + b"\x85R.")
+    data = (
+        b"\x80\x04"
+        + su("builtins")
+        + su("str")
+        + b"\x93"
+        + su("os")
+        + b"\x85R"
+        + su("system")
+        + b"\x93"
+        + su("x")
+        + b"\x85R."
+    )
     ctx = walk(data, rules)
     assert "pickle-dynamic-import" in ids(ctx)
 
@@ -187,7 +215,15 @@ def test_nested_pickle_in_bytes_is_scanned(rules: RuleSet) -> None:
 def test_nesting_depth_is_bounded(rules: RuleSet) -> None:
     data = pickle.dumps([1])
     for _ in range(12):
-        data = b"\x80\x04" + su("pickle") + su("loads") + b"\x93B" + struct.pack("<I", len(data)) + data + b"\x85R."
+        data = (
+            b"\x80\x04"
+            + su("pickle")
+            + su("loads")
+            + b"\x93B"
+            + struct.pack("<I", len(data))
+            + data
+            + b"\x85R."
+        )
     assert "pickle-opcode-limit" in ids(walk(data, rules))
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import Limits, ScanConfig  # noqa: E402
-from .errors import ModelTrustError  # noqa: E402
-from .findings import Artifact, Finding, Location, ScanReport, Severity  # noqa: E402
+from .config import Limits, ScanConfig
+from .errors import ModelTrustError
+from .findings import Artifact, Finding, Location, ScanReport, Severity
 
 
 def scan(config: ScanConfig) -> ScanReport:

@@ -13,9 +13,9 @@ import mmap
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
-Buffer = Union[bytes, mmap.mmap]
+Buffer: TypeAlias = "bytes | mmap.mmap"
 """Something that indexes to ints and slices to bytes."""
 
 

@@ -14,8 +14,13 @@ def rules() -> None:
 
 
 @rules.command("list")
-@click.option("--rules", "rules_files", multiple=True, type=click.Path(exists=True),
-              help="Extra rules file or folder (YAML); repeatable.")
+@click.option(
+    "--rules",
+    "rules_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Extra rules file or folder (YAML); repeatable.",
+)
 @handle_errors
 def list_rules(rules_files: tuple[str, ...]) -> None:
     """One line per rule: id, severity, title."""
@@ -29,8 +34,13 @@ def list_rules(rules_files: tuple[str, ...]) -> None:
 
 @rules.command("show")
 @click.argument("rule_id")
-@click.option("--rules", "rules_files", multiple=True, type=click.Path(exists=True),
-              help="Extra rules file or folder (YAML); repeatable.")
+@click.option(
+    "--rules",
+    "rules_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Extra rules file or folder (YAML); repeatable.",
+)
 @handle_errors
 def show_rule(rule_id: str, rules_files: tuple[str, ...]) -> None:
     """Everything about one rule: why it matters, what it matches, references."""

@@ -32,14 +32,35 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
 
 @click.command()
 @click.argument("targets", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Report format on stdout (or in --output).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report to this file instead of stdout.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default="medium",
-              show_default=True, help="Exit 1 when a finding is at or above this severity.")
-@click.option("--rules", "rules_files", multiple=True, type=click.Path(exists=True),
-              help="Extra rules file or folder (YAML); repeatable.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Report format on stdout (or in --output).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES, case_sensitive=False),
+    default="medium",
+    show_default=True,
+    help="Exit 1 when a finding is at or above this severity.",
+)
+@click.option(
+    "--rules",
+    "rules_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Extra rules file or folder (YAML); repeatable.",
+)
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Show info findings, reasons and every file scanned.")

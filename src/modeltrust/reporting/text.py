@@ -66,4 +66,6 @@ def render_text(
             f"{len(failing)} at or above '{fail_on.label}'"
         )
     else:
-        console.print(f"[bold green]PASS[/] {files} file(s), {summary or 'no findings'} (fail-on: {fail_on.label})")
+        console.print(
+            f"[bold green]PASS[/] {files} file(s), {summary or 'no findings'} (fail-on: {fail_on.label})"
+        )

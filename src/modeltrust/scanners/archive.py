@@ -75,9 +75,7 @@ def open_zip_member(
         )
         return None
     try:
-        return archive.open_member(
-            member, limits.max_decompressed_bytes, limits.max_compression_ratio
-        )
+        return archive.open_member(member, limits.max_decompressed_bytes, limits.max_compression_ratio)
     except TooLarge as exc:
         ctx.report("archive-limit", where, f"member not scanned: {exc} (possible zip bomb)", ZIP_SCANNER)
     except ZipFormatError as exc:

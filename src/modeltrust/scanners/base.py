@@ -17,8 +17,15 @@ NestedScan = Callable[[ByteReader, Location, "ScanContext"], str]
 
 
 class Scanner(Protocol):
-    name: str
-    formats: tuple[str, ...]
+    @property
+    def name(self) -> str:
+        """Shown in reports as what covered a file."""
+        ...
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Detected formats (see detect.py) this scanner handles."""
+        ...
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None: ...
 

@@ -103,7 +103,9 @@ class CompressedScanner:
             ctx.report("archive-limit", location, f"{fmt} stream not scanned: {exc}", SCANNER)
             return
         except ImportError:
-            ctx.report("scan-unverified", location, f"{fmt} support is not installed (pip install lz4)", SCANNER)
+            ctx.report(
+                "scan-unverified", location, f"{fmt} support is not installed (pip install lz4)", SCANNER
+            )
             return
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
             ctx.report("archive-malformed", location, f"{fmt} stream is corrupt: {exc}", SCANNER)

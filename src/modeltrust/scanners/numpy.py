@@ -46,9 +46,7 @@ def _has_objects(descr: object) -> bool:
     if isinstance(descr, str):
         return descr.lstrip("<>|=").startswith("O")
     if isinstance(descr, list):
-        return any(
-            isinstance(field, tuple) and len(field) >= 2 and _has_objects(field[1]) for field in descr
-        )
+        return any(isinstance(field, tuple) and len(field) >= 2 and _has_objects(field[1]) for field in descr)
     return True  # unknown descr shapes: analyse the data as a pickle to be safe
 
 

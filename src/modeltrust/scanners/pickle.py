@@ -61,7 +61,7 @@ BUFFER = Opaque("out-of-band buffer")
 class Ref:
     """An imported object: what GLOBAL, STACK_GLOBAL, INST or EXT* resolved to."""
 
-    __slots__ = ("module", "name", "offset", "verdict", "plain")
+    __slots__ = ("module", "name", "offset", "plain", "verdict")
 
     def __init__(self, module: str, name: str, offset: int, verdict: ImportVerdict) -> None:
         self.module = module
@@ -109,7 +109,7 @@ class Call(tuple):  # type: ignore[type-arg]
 class BytesValue:
     """Bytes from the stream, kept as a window on the buffer (no copy)."""
 
-    __slots__ = ("buf", "start", "length")
+    __slots__ = ("buf", "length", "start")
 
     def __init__(self, buf: Buffer | bytes, start: int, length: int) -> None:
         self.buf = buf
@@ -279,8 +279,7 @@ def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opc
             ctx.report(
                 "pickle-unknown-call",
                 offset,
-                f"{opcode} calls {func.dotted}, which is not on the allowlist, with "
-                f"({describe(args)})",
+                f"{opcode} calls {func.dotted}, which is not on the allowlist, with ({describe(args)})",
                 subject=func.dotted,
                 once_key="call",
             )
@@ -665,12 +664,7 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
                 pos += 4
                 append(BytesValue(data, pos, n))
                 pos += n
-            elif op == 0x8E:  # BINBYTES8
-                n = _unpack_u64(data, pos)[0]
-                pos += 8
-                append(BytesValue(data, pos, n))
-                pos += n
-            elif op == 0x96:  # BYTEARRAY8
+            elif op == 0x8E or op == 0x96:  # BINBYTES8
                 n = _unpack_u64(data, pos)[0]
                 pos += 8
                 append(BytesValue(data, pos, n))
@@ -720,8 +714,7 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
                     ctx.report(
                         "pickle-malformed",
                         op_pos - base,
-                        f"STOP with {len(stack)} values on the stack and "
-                        f"{len(metastack)} open marks",
+                        f"STOP with {len(stack)} values on the stack and {len(metastack)} open marks",
                         once_key="stop",
                     )
                 return pos
@@ -811,10 +804,7 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
             elif op == 0x53:  # STRING
                 line, pos = _read_line(data, pos, end, op_pos - base)
                 append(_decode_string_literal(bytes(line), op_pos - base))
-            elif op == 0x49:  # INT
-                line, pos = _read_line(data, pos, end, op_pos - base)
-                append(_decode_int_line(bytes(line), op_pos - base))
-            elif op == 0x4C:  # LONG
+            elif op == 0x49 or op == 0x4C:  # INT
                 line, pos = _read_line(data, pos, end, op_pos - base)
                 append(_decode_int_line(bytes(line), op_pos - base))
             elif op == 0x46:  # FLOAT

@@ -31,8 +31,7 @@ _ELEMENT_SIZES = {
 
 def is_torch_zip(names: list[str]) -> bool:
     return any(
-        n.rsplit("/", 1)[-1] in ("data.pkl", "constants.pkl") or n.endswith(".data/version")
-        for n in names
+        n.rsplit("/", 1)[-1] in ("data.pkl", "constants.pkl") or n.endswith(".data/version") for n in names
     )
 
 
@@ -96,9 +95,7 @@ class LegacyTorchScanner:
     formats = ("pytorch-legacy",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        scan_pickle_reader(
-            reader, location, ctx, expect_persistent_ids=True, max_pickles=LEGACY_PICKLES
-        )
+        scan_pickle_reader(reader, location, ctx, expect_persistent_ids=True, max_pickles=LEGACY_PICKLES)
 
 
 # --- the tar form (torch < 0.4) ----------------------------------------------------------

@@ -76,7 +76,8 @@ class ZipArchive:
         if len(local) < _LOCAL_STRUCT.size or local[:4] != _LOCAL:
             raise ZipFormatError(f"no local header at offset {member.header_offset}")
         fields = _LOCAL_STRUCT.unpack(local)
-        name_len, extra_len = fields[9], fields[10]
+        name_len: int = fields[9]
+        extra_len: int = fields[10]
         local_name = _decode_name(
             self.reader.read_at(member.header_offset + _LOCAL_STRUCT.size, name_len), fields[2]
         )
@@ -223,10 +224,10 @@ def crc_matches(reader: ByteReader, expected: int) -> bool:
 
 
 __all__ = [
+    "TooLarge",
     "ZipArchive",
     "ZipFormatError",
     "ZipMember",
-    "TooLarge",
     "crc_matches",
     "is_zip",
     "read_zip",

@@ -1,0 +1,65 @@
+"""Formats come from bytes, never from names."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+
+import pytest
+
+from modeltrust import detect
+from modeltrust.reader import BytesReader
+
+from .conftest import FIXTURES
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("malicious/disguised_as_text.txt", detect.PICKLE),
+        ("malicious/no_extension", detect.PICKLE),
+        ("malicious/torch_zip_named.bin", detect.ZIP),
+        ("malicious/torch_legacy_payload.ckpt", detect.TORCH_LEGACY),
+        ("malicious/object_array.npy", detect.NUMPY),
+        ("malicious/payload.joblib.xz", detect.XZ),
+        ("malicious/payload.joblib.bz2", detect.BZIP2),
+        ("malicious/payload.joblib.z", detect.ZLIB),
+        ("malicious/payload.joblib.lzma", detect.LZMA),
+        ("malicious/gzipped.pkl.gz", detect.GZIP),
+        ("malicious/torch_legacy_tar.tar", detect.TAR),
+        ("benign/config.json", detect.JSON),
+        ("benign/README.md", detect.TEXT),
+    ],
+)
+def test_fixture_formats(name: str, expected: str) -> None:
+    assert detect.sniff(BytesReader((FIXTURES / name).read_bytes())) == expected
+
+
+@pytest.mark.parametrize("proto", [0, 1])
+def test_low_protocol_pickles_are_found_among_text(proto: int) -> None:
+    data = pickle.dumps({"a": [1, 2, 3], "b": "text"}, protocol=proto)
+    assert detect.sniff(BytesReader(data)) == detect.PICKLE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"config: 1\nname: x\n",
+        b"Some notes about the model.\n",
+        b"(parenthesised remark)\n",
+        b"N/A\n",
+        b"I am a model card\n",
+        b"]]]",
+        b"cat\ndog\n",
+        b"def f():\n    return 1\n",
+    ],
+)
+def test_text_is_not_mistaken_for_a_pickle(text: bytes) -> None:
+    assert detect.sniff(BytesReader(text)) in (detect.TEXT, detect.UNKNOWN)
+
+
+def test_empty_and_binary() -> None:
+    assert detect.sniff(BytesReader(b"")) == detect.EMPTY
+    assert detect.sniff(BytesReader(bytes(range(256)) * 4)) == detect.UNKNOWN
+    assert detect.sniff(BytesReader(gzip.compress(b"x"))) == detect.GZIP
+    assert detect.sniff(BytesReader(b"\x7fELF\x02\x01\x01" + bytes(100))) == detect.ELF

@@ -1,0 +1,48 @@
+"""The scanner's own code never deserializes or evaluates what it scans, and never needs torch."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from .conftest import FIXTURES, ROOT
+
+FORBIDDEN = [
+    r"\bpickle\.loads?\(",
+    r"\bUnpickler\(",
+    r"\btorch\.load\(",
+    r"\bjoblib\.load\(",
+    r"\bnp\.load\(|\bnumpy\.load\(",
+    r"(?<![\w.])eval\(",
+    r"(?<![\w.])exec\(",
+    r"\bmarshal\.loads\(",
+    r"\byaml\.(?:unsafe_)?load\((?!.*Loader=loader)",
+    r"\bimport torch\b",
+]
+
+
+def test_no_deserialization_in_src() -> None:
+    offenders = []
+    for path in (ROOT / "src").rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for pattern in FORBIDDEN:
+                if re.search(pattern, code):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_yaml_loader_is_a_safe_one() -> None:
+    text = (ROOT / "src" / "modeltrust" / "rules.py").read_text()
+    assert 'getattr(yaml, "CSafeLoader", yaml.SafeLoader)' in text
+
+
+def test_scanning_a_checkpoint_does_not_import_torch() -> None:
+    code = (
+        "import sys; from modeltrust.engine import scan; from modeltrust.config import ScanConfig; "
+        f"scan(ScanConfig(targets=({str(FIXTURES / 'benign')!r},))); "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'joblib', 'sklearn')], "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy'))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
