@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import pickletools
 import re
 import struct
 
@@ -133,6 +132,8 @@ def looks_like_protocol0_pickle(head: bytes) -> bool:
     """
     if not head or chr(head[0]) not in "(cNI]}S)VLFi":
         return False
+    import pickletools  # only text-like heads get here
+
     count = 0
     try:
         for opcode, arg, _pos in pickletools.genops(head):

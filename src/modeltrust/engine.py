@@ -3,7 +3,6 @@ collect one report. No format knowledge lives here."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +80,8 @@ def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, regist
 
 
 def sha256_of(reader: ByteReader) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     for chunk in iter_chunks(reader, chunk=4 << 20):
         digest.update(chunk)

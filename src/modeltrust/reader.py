@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Protocol, TypeAlias, runtime_checkable
 
@@ -138,6 +137,8 @@ class SpooledReader(FileReader):
     so that memory stays flat whatever the output size."""
 
     def __init__(self, chunks: Iterator[bytes], limit: int) -> None:
+        import tempfile
+
         fd, path = tempfile.mkstemp(prefix="modeltrust-")
         os.unlink(path)
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -44,6 +46,18 @@ def cli() -> None:
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or internal error.
     """
+
+
+def cache_dir() -> Path | None:
+    """Where parsed rules are cached: $MODELTRUST_CACHE_DIR, else the XDG cache.
+    MODELTRUST_CACHE_DIR=off disables it."""
+    configured = os.environ.get("MODELTRUST_CACHE_DIR")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "modeltrust"
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import RulesError
-from .main import handle_errors
+from .main import cache_dir, handle_errors
 
 
 @click.group()
@@ -26,7 +26,7 @@ def list_rules(rules_files: tuple[str, ...]) -> None:
     """One line per rule: id, severity, title."""
     from ..rules import iter_rules, load_rules
 
-    ruleset = load_rules(rules_files)
+    ruleset = load_rules(rules_files, cache_dir=cache_dir())
     for rule in iter_rules(ruleset):
         click.echo(f"{rule.id:28} {rule.severity.label:8} {rule.title}")
     click.echo(f"\n{len(ruleset.allow)} allowlist entries; rules digest {ruleset.digest[:16]}")
@@ -46,7 +46,7 @@ def show_rule(rule_id: str, rules_files: tuple[str, ...]) -> None:
     """Everything about one rule: why it matters, what it matches, references."""
     from ..rules import load_rules
 
-    ruleset = load_rules(rules_files)
+    ruleset = load_rules(rules_files, cache_dir=cache_dir())
     rule = ruleset.rules.get(rule_id)
     if rule is None:
         raise RulesError(f"no rule {rule_id!r}", hint="see 'modeltrust rules list'")

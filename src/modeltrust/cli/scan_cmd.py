@@ -9,7 +9,7 @@ import click
 
 from ..config import ScanConfig
 from ..findings import Severity
-from .main import EXIT_OK, EXIT_POLICY, handle_errors
+from .main import EXIT_OK, EXIT_POLICY, cache_dir, handle_errors
 
 SEVERITIES = [s.label for s in Severity]
 
@@ -83,7 +83,7 @@ def scan(
 
     threshold = Severity.parse(fail_on)
     config = ScanConfig(targets=targets, rules_files=rules_files, fail_on=threshold, hash_files=hash_files)
-    ruleset = load_rules(config.rules_files)
+    ruleset = load_rules(config.rules_files, cache_dir=cache_dir())
     bar, update = _progress(not no_progress and not (fmt == "json" and output is None))
     if bar is not None:
         with bar:

@@ -1,20 +1,25 @@
 """The terminal report: findings grouped by file, worst first, each with its
-location, rule and one-line reason; then every file and what covered it."""
+location, rule and one-line reason; then a verdict line. Colour only on a
+terminal (click.style; no heavy renderer on the hot path)."""
 
 from __future__ import annotations
 
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
+
+import click
 
 from ..findings import ScanReport, Severity
 from ..rules import RuleSet
 
-_STYLE = {
-    Severity.CRITICAL: "bold white on red",
-    Severity.HIGH: "bold red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
+_COLOURS: dict[Severity, dict[str, Any]] = {
+    Severity.CRITICAL: {"fg": "white", "bg": "red", "bold": True},
+    Severity.HIGH: {"fg": "red", "bold": True},
+    Severity.MEDIUM: {"fg": "yellow"},
+    Severity.LOW: {"fg": "cyan"},
+    Severity.INFO: {"dim": True},
 }
+INDENT = " " * 11
 
 
 def render_text(
@@ -25,47 +30,55 @@ def render_text(
     color: bool | None = None,
     verbose: bool = False,
 ) -> None:
-    from rich.console import Console
-    from rich.markup import escape
+    use_colour = stream.isatty() if color is None else color
 
-    console = Console(file=stream, force_terminal=color, no_color=color is False, highlight=False, width=110)
-    shown = [f for f in report.findings if verbose or f.severity > Severity.INFO]
+    def style(text: str, **kwargs: Any) -> str:
+        return click.style(text, **kwargs) if use_colour else text
+
+    def out(line: str = "") -> None:
+        stream.write(line + "\n")
+
     current = None
-    for finding in shown:
+    for finding in report.findings:
+        if finding.severity == Severity.INFO and not verbose:
+            continue
         if finding.location.path != current:
             current = finding.location.path
-            console.print(f"\n[bold]{escape(current)}[/bold]")
+            out()
+            out(style(current, bold=True))
         sev = finding.severity
-        label = f"[{_STYLE[sev]}]{sev.label.upper():8}[/]"
-        console.print(f"  {label} {escape(finding.message)}")
+        out(f"  {style(f'{sev.label.upper():8}', **_COLOURS[sev])} {finding.message}")
         where = str(finding.location)[len(finding.location.path) :].lstrip()
+        detail = f"rule {finding.rule_id}" + (f" · at {where}" if where else "")
+        out(INDENT + style(detail, dim=True))
         rule = rules.rules.get(finding.rule_id) if rules is not None else None
-        detail = f"rule {finding.rule_id}"
-        if where:
-            detail += f" · at {where}"
-        console.print(f"           [dim]{escape(detail)}[/dim]")
         if rule is not None and verbose:
-            console.print(f"           [dim]why: {escape(rule.why)}[/dim]")
+            out(INDENT + style(f"why: {rule.why}", dim=True))
     if verbose:
-        console.print("\n[bold]Files[/bold]")
+        out()
+        out(style("Files", bold=True))
         for artifact in report.artifacts:
-            console.print(
-                f"  {escape(artifact.path)}  [dim]{artifact.format} · {artifact.size} bytes · "
-                f"scanned by {artifact.scanner}[/dim]"
+            digest = f" · sha256 {artifact.sha256}" if artifact.sha256 else ""
+            out(
+                f"  {artifact.path}  "
+                + style(
+                    f"{artifact.format} · {artifact.size} bytes · scanned by {artifact.scanner}{digest}",
+                    dim=True,
+                )
             )
-    failing = report.at_or_above(fail_on)
+    out()
+    out(_verdict_line(report, fail_on, style))
+
+
+def _verdict_line(report: ScanReport, fail_on: Severity, style: Callable[..., str]) -> str:
     counts = {s: 0 for s in Severity}
     for finding in report.findings:
         counts[finding.severity] += 1
     summary = ", ".join(f"{n} {s.label}" for s, n in sorted(counts.items(), reverse=True) if n)
     files = len(report.artifacts)
-    console.print()
+    failing = report.at_or_above(fail_on)
+    found = summary or "no findings"
     if failing:
-        console.print(
-            f"[bold red]FAIL[/] {files} file(s), {summary or 'no findings'}; "
-            f"{len(failing)} at or above '{fail_on.label}'"
-        )
-    else:
-        console.print(
-            f"[bold green]PASS[/] {files} file(s), {summary or 'no findings'} (fail-on: {fail_on.label})"
-        )
+        verdict = style("FAIL", fg="red", bold=True)
+        return f"{verdict} {files} file(s), {found}; {len(failing)} at or above '{fail_on.label}'"
+    return f"{style('PASS', fg='green', bold=True)} {files} file(s), {found} (fail-on: {fail_on.label})"

@@ -3,8 +3,6 @@ checkpoints): inflate into a bounded temp file, then detect and scan again."""
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -65,13 +63,31 @@ def _lz4() -> _Decompressor:
     return decompressor
 
 
-_ENGINES: dict[str, tuple[Callable[[], _Decompressor], int]] = {
-    "gzip": (lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), 0),
-    "zlib": (zlib.decompressobj, 0),
-    "bzip2": (bz2.BZ2Decompressor, 0),
-    "xz": (lzma.LZMADecompressor, 0),
-    "lzma": (lambda: lzma.LZMADecompressor(format=lzma.FORMAT_ALONE), 0),
-    "lz4": (_lz4, 0),
+def _bz2() -> _Decompressor:
+    import bz2
+
+    return bz2.BZ2Decompressor()
+
+
+def _xz() -> _Decompressor:
+    import lzma
+
+    return lzma.LZMADecompressor()
+
+
+def _lzma_alone() -> _Decompressor:
+    import lzma
+
+    return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+
+
+_ENGINES: dict[str, Callable[[], _Decompressor]] = {
+    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "zlib": zlib.decompressobj,
+    "bzip2": _bz2,
+    "xz": _xz,
+    "lzma": _lzma_alone,
+    "lz4": _lz4,
 }
 
 
@@ -90,10 +106,8 @@ class CompressedScanner:
         from ..detect import sniff
 
         fmt = fmt or sniff(reader)
-        if fmt == "joblib-zlib":
-            make, skip = _ENGINES["zlib"][0], _joblib_zf_offset(reader)
-        else:
-            make, skip = _ENGINES[fmt]
+        make = _ENGINES["zlib" if fmt == "joblib-zlib" else fmt]
+        skip = _joblib_zf_offset(reader) if fmt == "joblib-zlib" else 0
         limits = ctx.limits
         limit = min(limits.max_decompressed_bytes, int(max(reader.size, 1) * limits.max_compression_ratio))
         where = location.within(f"<{fmt} stream>")
@@ -107,7 +121,9 @@ class CompressedScanner:
                 "scan-unverified", location, f"{fmt} support is not installed (pip install lz4)", SCANNER
             )
             return
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        except Exception as exc:  # each codec has its own error type
+            if isinstance(exc, (MemoryError, RecursionError)):
+                raise
             ctx.report("archive-malformed", location, f"{fmt} stream is corrupt: {exc}", SCANNER)
             return
         with inner:

@@ -3,7 +3,6 @@ arrays carry a pickle after it, which is analysed like any other pickle."""
 
 from __future__ import annotations
 
-import ast
 import struct
 
 from ..findings import Location
@@ -35,6 +34,8 @@ def _parse_header(reader: ByteReader, max_bytes: int) -> tuple[dict[str, object]
     if len(raw) < length:
         raise ValueError("header runs past the end of the file")
     text = raw.decode("utf-8" if major == 3 else "latin-1")
+    import ast
+
     # literal_eval parses literals only; it never calls or imports anything.
     header = ast.literal_eval(text)
     if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= set(header):

@@ -13,9 +13,6 @@ dispatch table of small functions.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -266,7 +263,7 @@ def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
         ctx.report(
             rule.id,
             ref.offset,
-            f"{opcode} imports {ref.dotted}: {rule.why}",
+            f"{opcode} imports {ref.dotted}: {rule.title[:1].lower()}{rule.title[1:]}",
             subject=ref.dotted,
             once_key="import",
         )
@@ -305,6 +302,10 @@ def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opc
 
 def _fold_bytes(value: object, budget: int = 64 << 20) -> bytes | None:
     """The bytes a value evaluates to, where that is a pure, bounded transform."""
+    import base64
+    import binascii
+    import zlib
+
     if isinstance(value, BytesValue):
         return value.tobytes() if value.length <= budget else None
     if not isinstance(value, Call) or not isinstance(value.func, Ref):
@@ -332,13 +333,8 @@ def _fold_bytes(value: object, budget: int = 64 << 20) -> bytes | None:
         if name in {("builtins", "bytes.fromhex")} and isinstance(inner, str):
             return bytes.fromhex(inner)
         if name in {("zlib", "decompress")} and isinstance(inner, bytes):
-            import zlib
-
-            out = zlib.decompressobj().decompress(inner, budget)
-            return out
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        return None
-    except Exception:  # noqa: BLE001 - zlib.error and friends: not foldable
+            return zlib.decompressobj().decompress(inner, budget)
+    except (ValueError, TypeError, UnicodeError, zlib.error):  # binascii.Error is a ValueError
         return None
     return None
 
@@ -399,6 +395,8 @@ def _decode_string_literal(raw: bytes, offset: int) -> str | BytesValue:
     """STRING's argument: a quoted Python 2 str literal with escapes."""
     if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
         raise Malformed("STRING argument is not quoted", offset)
+    import codecs
+
     value = codecs.escape_decode(raw[1:-1])[0]
     try:
         return value.decode("ascii")
@@ -832,7 +830,7 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
 
 def _explain_failure(exc: Exception, data: Buffer | bytes, op_pos: int, end: int) -> str:
     op = data[op_pos] if op_pos < end else None
-    name = _OPCODE_NAMES.get(op, "?") if op is not None else "end of data"
+    name = _opcode_name(op) if op is not None else "end of data"
     if isinstance(exc, KeyError):
         return f"{name} reads memo slot {exc.args[0]!r}, which was never written"
     if isinstance(exc, IndexError):
@@ -971,14 +969,10 @@ def finish(ctx: PickleContext) -> None:
             )
 
 
-_OPCODE_NAMES: dict[int | None, str] = {}
-
-
-def _opcode_names() -> None:
-    import pickletools
+def _opcode_name(op: int) -> str:
+    import pickletools  # error path only: the module is slow to import
 
     for info in pickletools.opcodes:
-        _OPCODE_NAMES[info.code.encode("latin-1")[0]] = info.name
-
-
-_opcode_names()
+        if info.code.encode("latin-1")[0] == op:
+            return info.name
+    return f"opcode 0x{op:02x}"
