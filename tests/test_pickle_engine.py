@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from modeltrust.findings import Location, Severity
+from modeltrust.reader import BytesReader
 from modeltrust.rules import RuleSet
 from modeltrust.scanners.pickle import PickleContext, finish, scan_pickle_stream
 
@@ -20,8 +21,8 @@ def su(text: str) -> bytes:
 
 
 def walk(data: bytes, rules: RuleSet, **kwargs: object) -> PickleContext:
-    ctx = PickleContext(rules=rules, location=Location("t"), findings=[], **kwargs)  # type: ignore[arg-type]
-    scan_pickle_stream(data, 0, len(data), ctx)
+    ctx = PickleContext(rules=rules, location=Location("t"), findings=[], reader=BytesReader(data), **kwargs)  # type: ignore[arg-type]
+    scan_pickle_stream(ctx, 0, len(data))
     finish(ctx)
     return ctx
 
@@ -184,8 +185,8 @@ def test_trailing_non_pickle_bytes_are_low(rules: RuleSet) -> None:
     ],
 )
 def test_malformed_streams_are_findings_not_exceptions(data: bytes, why: str, rules: RuleSet) -> None:
-    ctx = PickleContext(rules=rules, location=Location("t"), findings=[])
-    scan_pickle_stream(data, 0, len(data), ctx) if data else None
+    ctx = PickleContext(rules=rules, location=Location("t"), findings=[], reader=BytesReader(data))
+    scan_pickle_stream(ctx, 0, len(data)) if data else None
     if data:
         messages = [f.message for f in ctx.findings if f.rule_id == "pickle-malformed"]
         assert messages and why in messages[0], messages
@@ -236,3 +237,50 @@ def test_persistent_ids_outside_torch_are_low(rules: RuleSet) -> None:
     data = b"\x80\x02" + b"X\x01\x00\x00\x00kQ."
     assert [f.severity for f in walk(data, rules).findings] == [Severity.LOW]
     assert ids(walk(data, rules, expect_persistent_ids=True)) == []
+
+
+def _all_findings(data: bytes, rules: RuleSet, chunk: int) -> list[tuple[str, int | None]]:
+    from modeltrust.scanners import joblib
+
+    ctx = PickleContext(
+        rules=rules, location=Location("t"), findings=[], reader=BytesReader(data), chunk_size=chunk
+    )
+    ctx.on_build = joblib.make_build_hook(len(data), ctx)
+    scan_pickle_stream(ctx, 0, len(data))
+    finish(ctx)
+    return sorted((f.rule_id, f.location.offset) for f in ctx.findings)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "benign/many_tensors.pt",
+        "malicious/payload.joblib",
+        "benign/sklearn_pipeline.joblib",
+        "malicious/concatenated.pkl",
+        "malicious/torch_legacy_payload.ckpt",
+    ],
+)
+def test_chunked_walk_equals_whole_walk(name: str, rules: RuleSet) -> None:
+    from modeltrust.scanners.pickle import MARGIN
+
+    from .conftest import FIXTURES
+
+    data = (FIXTURES / name).read_bytes()
+    if name.endswith(".pt"):  # the data.pkl member, which spans several small chunks
+        import zipfile
+
+        with zipfile.ZipFile(FIXTURES / name) as zf:
+            data = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+    whole = _all_findings(data, rules, chunk=1 << 24)
+    assert _all_findings(data, rules, chunk=2 * MARGIN) == whole
+
+
+def test_long_payloads_are_skipped_across_chunks(rules: RuleSet) -> None:
+    from modeltrust.scanners.pickle import MARGIN
+
+    big = b"x" * (5 * MARGIN)
+    data = pickle.dumps([big, Payload(), big], protocol=4)
+    whole = _all_findings(data, rules, chunk=1 << 24)
+    assert whole == _all_findings(data, rules, chunk=2 * MARGIN)
+    assert [rule for rule, _ in whole] == ["pickle-os-command"]

@@ -6,9 +6,14 @@ are strings, numbers, tuples, imported names (`Ref`) and call results
 come from the memo, *what* REDUCE calls, and whether a callable was built at
 run time. Nothing from the stream is imported, called or evaluated.
 
+The stream is read through a `ByteReader` in chunks: memory stays flat for
+multi-GB joblib files and legacy checkpoints, and payloads that are not
+needed (array bytes, long byte strings) are skipped by offset, never read.
+
 Speed matters (checkpoints hold millions of opcodes), so `_walk` is one loop
-with the frequent opcodes first and locals bound up front, rather than a
-dispatch table of small functions.
+with the frequent opcodes first, written so that mypyc can compile this
+module to C (see setup.py); the same source runs interpreted where no
+compiler is available.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..findings import Finding, Location, Severity
-from ..reader import Buffer
+from ..reader import ByteReader, BytesReader
 from ..rules import ImportVerdict, RuleSet, Verdict
 
 SCANNER = "pickle"
@@ -28,8 +33,15 @@ SCANNER = "pickle"
 KEEP_ITEMS = 64
 # Strings longer than this are not decoded (a module name never is).
 KEEP_TEXT = 4096
+# Line arguments (GLOBAL, INST, protocol 0 values) longer than this are corrupt.
+MAX_LINE = 16384
 # Nested pickles inside pickles (bytes handed to loads) are followed this deep.
 MAX_NESTING = 8
+# The walk reads this much at a time; an opcode that starts within MARGIN of a
+# chunk's end is re-read at the start of the next chunk, so every opcode's
+# inline arguments (two lines at most) are always inside the chunk.
+CHUNK = 16 << 20
+MARGIN = 2 * MAX_LINE + KEEP_TEXT + 64
 
 _unpack_u16 = struct.Struct("<H").unpack_from
 _unpack_i32 = struct.Struct("<i").unpack_from
@@ -37,10 +49,28 @@ _unpack_u32 = struct.Struct("<I").unpack_from
 _unpack_u64 = struct.Struct("<Q").unpack_from
 
 
+def _u16(data: bytes, pos: int) -> int:
+    value: int = _unpack_u16(data, pos)[0]
+    return value
+
+
+def _i32(data: bytes, pos: int) -> int:
+    value: int = _unpack_i32(data, pos)[0]
+    return value
+
+
+def _u32(data: bytes, pos: int) -> int:
+    value: int = _unpack_u32(data, pos)[0]
+    return value
+
+
+def _u64(data: bytes, pos: int) -> int:
+    value: int = _unpack_u64(data, pos)[0]
+    return value
+
+
 class Opaque:
     """A value the walker does not model (floats, huge strings, buffers)."""
-
-    __slots__ = ("kind",)
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -58,8 +88,6 @@ BUFFER = Opaque("out-of-band buffer")
 class Ref:
     """An imported object: what GLOBAL, STACK_GLOBAL, INST or EXT* resolved to."""
 
-    __slots__ = ("module", "name", "offset", "plain", "verdict")
-
     def __init__(self, module: str, name: str, offset: int, verdict: ImportVerdict) -> None:
         self.module = module
         self.name = name
@@ -76,58 +104,39 @@ class Ref:
         return self.dotted
 
 
-class Call(tuple):  # type: ignore[type-arg]
-    """The result of REDUCE, NEWOBJ, OBJ or INST: (func, args, offset).
+class Call:
+    """The result of REDUCE, NEWOBJ, OBJ or INST: func(*args), and its BUILD state."""
 
-    A tuple subclass because checkpoints make 100k of them and tuple.__new__
-    is several times cheaper than a Python __init__. Its BUILD state, rarely
-    needed, lives in the context's `states`.
-    """
-
-    __slots__ = ()
-
-    @property
-    def func(self) -> object:
-        return self[0]
-
-    @property
-    def args(self) -> object:
-        return self[1]
-
-    @property
-    def offset(self) -> int:
-        offset: int = self[2]
-        return offset
+    def __init__(self, func: object, args: object, offset: int) -> None:
+        self.func = func
+        self.args = args
+        self.offset = offset
+        self.state: object = None
 
     def __repr__(self) -> str:
         return f"{describe(self.func)}(...)"
 
 
 class BytesValue:
-    """Bytes from the stream, kept as a window on the buffer (no copy)."""
+    """Bytes in the stream, kept as an (offset, length) window on the reader."""
 
-    __slots__ = ("buf", "length", "start")
-
-    def __init__(self, buf: Buffer | bytes, start: int, length: int) -> None:
-        self.buf = buf
-        self.start = start
+    def __init__(self, reader: ByteReader, offset: int, length: int) -> None:
+        self.reader = reader
+        self.offset = offset
         self.length = length
 
     def tobytes(self) -> bytes:
-        return bytes(self.buf[self.start : self.start + self.length])
+        return self.reader.read_at(self.offset, self.length)
 
     def __repr__(self) -> str:
         return f"<{self.length} bytes>"
 
 
-class Persistent(tuple):  # type: ignore[type-arg]
+class Persistent:
     """A persistent id, resolved by the loading application (torch storages)."""
 
-    __slots__ = ()
-
-    @property
-    def pid(self) -> object:
-        return self[0]
+    def __init__(self, pid: object) -> None:
+        self.pid = pid
 
     def __repr__(self) -> str:
         return f"persistent({describe(self.pid)})"
@@ -149,7 +158,7 @@ def describe(value: object, depth: int = 0) -> str:
         return f"{describe(value.func, depth + 1)}({describe(value.args, depth + 1)})"
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
-    if type(value) is tuple:
+    if isinstance(value, tuple):
         inner = ", ".join(describe(v, depth + 1) for v in value[:6])
         return inner + (", ..." if len(value) > 6 else "")
     if isinstance(value, list):
@@ -169,36 +178,32 @@ class PickleStats:
     """(module, name) -> [count, offset of the first import]."""
 
 
-# Hooks a container passes in; each may be None.
-# on_build(target, state, pos) -> new position after out-of-band data, or None.
+# A container's hook for BUILD: (target, state, absolute offset after the
+# opcode) -> absolute offset to resume at (after out-of-band data), or None.
 BuildHook = Callable[[Call, object, int], "int | None"]
 
 
 @dataclass
 class PickleContext:
-    """Everything one walk needs besides the bytes."""
+    """Everything one walk needs besides the position: the reader, the rules,
+    where findings go, and hooks for the container around the stream."""
 
     rules: RuleSet
     location: Location
     findings: list[Finding]
+    reader: ByteReader
     expect_persistent_ids: bool = False
     on_build: BuildHook | None = None
     scan_bytes: Callable[[bytes, Location], None] | None = None
     """Scans bytes that a call loads as a whole file (torch.load of bytes)."""
     nested_depth: int = 0
     max_bytes: int = 1 << 30
-    """Bound on the pickle bytes walked (time bound: about 0.2 s per MB)."""
+    """Bound on the pickle bytes walked (time bound)."""
+    chunk_size: int = CHUNK
     stats: PickleStats = field(default_factory=PickleStats)
     result: object = None
-    states: dict[int, tuple[Call, object]] = field(default_factory=dict)
-    """BUILD state of call results, by id (Call is an immutable tuple)."""
-
-    def state_of(self, call: Call) -> object:
-        entry = self.states.get(id(call))
-        return entry[1] if entry is not None and entry[0] is call else None
-
     """The modelled value of the last pickle walked (its top of stack at STOP)."""
-    _reported: set[tuple[str, str, str]] = field(default_factory=set)
+    reported: set[tuple[str, str, str]] = field(default_factory=set)
 
     def report(
         self,
@@ -212,9 +217,9 @@ class PickleContext:
         """Add a finding; with `once_key`, only the first of its kind per stream."""
         if once_key is not None:
             key = (rule_id, subject, once_key)
-            if key in self._reported:
+            if key in self.reported:
                 return
-            self._reported.add(key)
+            self.reported.add(key)
         rule = self.rules.rule(rule_id)
         self.findings.append(
             Finding(
@@ -380,11 +385,12 @@ def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: in
         rules=ctx.rules,
         location=nested_location,
         findings=ctx.findings,
+        reader=BytesReader(payload),
         nested_depth=ctx.nested_depth + 1,
         max_bytes=ctx.max_bytes,
         scan_bytes=ctx.scan_bytes,
     )
-    scan_pickle_stream(payload, 0, len(payload), nested)
+    scan_pickle_stream(nested, 0, len(payload))
     finish(nested)
 
 
@@ -401,7 +407,7 @@ def _decode_string_literal(raw: bytes, offset: int) -> str | BytesValue:
     try:
         return value.decode("ascii")
     except UnicodeDecodeError:
-        return BytesValue(value, 0, len(value))
+        return BytesValue(BytesReader(value), 0, len(value))
 
 
 def _decode_int_line(raw: bytes, offset: int) -> int | bool:
@@ -422,43 +428,43 @@ def _decode_long_bytes(raw: bytes) -> int:
 
 # --- the walk ------------------------------------------------------------------------
 
-_MARK = object()
+
+# --- the walk ------------------------------------------------------------------------
 
 
-def scan_pickle_stream(
-    buf: Buffer | bytes,
-    start: int,
-    end: int,
-    ctx: PickleContext,
-    max_pickles: int = 0,
-    base: int | None = None,
-) -> int:
-    """Walk every pickle from `start` until `end` or non-pickle data (or after
-    `max_pickles`, if set); report into ctx. Returns where analysis stopped.
+class WalkState:
+    """The unpickler model of one pickle, carried across chunk boundaries."""
 
-    Offsets in findings are relative to `base` (default: `start`)."""
-    base = start if base is None else base
-    pos = start
-    first = True
+    def __init__(self) -> None:
+        self.stack: list[object] = []
+        self.metastack: list[list[object]] = []
+        self.memo: dict[int, object] = {}
+        self.done = False
+
+
+def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: int = 0) -> int:
+    """Walk every pickle in ctx.reader from `start` until `end` or non-pickle
+    data (or after `max_pickles`, if set), reporting into ctx. Returns where
+    analysis stopped. Offsets in findings are offsets in the reader."""
     if end - start > ctx.max_bytes:
         ctx.report(
             "pickle-opcode-limit",
-            start - base + ctx.max_bytes,
+            start + ctx.max_bytes,
             f"only the first {ctx.max_bytes} of {end - start} bytes were analysed",
         )
         end = start + ctx.max_bytes
+    pos = start
     while pos < end:
-        if not first and not _looks_like_pickle_start(buf, pos, end):
+        if pos > start and not _looks_like_pickle_start(ctx.reader.read_at(pos, 2)):
             ctx.report(
                 "pickle-trailing-data",
-                pos - base,
+                pos,
                 f"{end - pos} bytes after the last STOP are not a pickle",
                 once_key="trailing",
             )
             return pos
-        first = False
         try:
-            pos = _walk(buf, pos, end, base, ctx)
+            pos = walk_pickle(ctx, pos, end)
         except Malformed as exc:
             ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
             return end
@@ -468,66 +474,76 @@ def scan_pickle_stream(
     return pos
 
 
-def walk_one(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext) -> int:
-    """One pickle from `pos` to its STOP (for streams embedded in other formats).
-    Raises Malformed."""
-    return _walk(buf, pos, end, base, ctx)
+def walk_pickle(ctx: PickleContext, start: int, end: int) -> int:
+    """One pickle from `start` to its STOP, chunk by chunk; returns the offset
+    after STOP. Raises Malformed."""
+    state = WalkState()
+    pos = start
+    while True:
+        want = min(max(ctx.chunk_size, 2 * MARGIN), end - pos)
+        chunk = ctx.reader.read_at(pos, want)
+        final = pos + len(chunk) >= end or len(chunk) < want
+        limit = len(chunk) if final else len(chunk) - MARGIN
+        pos += _walk(chunk, pos, limit, final, state, ctx)
+        if state.done:
+            return pos
+        if final:
+            if pos > end:
+                raise Malformed("stream ends inside an opcode argument", end)
+            raise Malformed("stream ends without a STOP opcode", pos)
 
 
-def _looks_like_pickle_start(buf: Buffer | bytes, pos: int, end: int) -> bool:
+def _looks_like_pickle_start(head: bytes) -> bool:
     """A following pickle starts with PROTO (protocol 2+) or, for protocol 0/1
     streams, with an opcode that opens an object."""
-    op = buf[pos]
-    if op == 0x80:
-        return pos + 1 < end and buf[pos + 1] <= 5
-    return op in b"(c]}N)\x8c\x95" and op != 0x2E
+    if not head:
+        return False
+    if head[0] == 0x80:
+        return len(head) > 1 and head[1] <= 5
+    return head[0] in b"(c]}N)\x8c\x95"
 
 
-def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext) -> int:
-    """Walk one pickle from `pos` to its STOP; returns the offset after STOP.
-
-    Offsets in findings are relative to `base`, the start of the stream.
-    """
-    stack: list[object] = []
-    metastack: list[list[object]] = []
-    memo: dict[int, object] = {}
+def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx: PickleContext) -> int:
+    """Walk opcodes of `data` (which starts at reader offset `base`) until STOP
+    or until an opcode starts at or after `limit`; returns the position reached
+    (which a skipped payload may put past the chunk)."""
+    stack = state.stack
+    metastack = state.metastack
+    memo = state.memo
     classify = ctx.rules.classify
-    append = stack.append
-    data = buf
-    op_pos = pos
-    _new_call = tuple.__new__
-
+    reader = ctx.reader
+    pos = 0
+    op_pos = 0
     try:
-        while pos < end:
+        while pos < limit:
             op_pos = pos
             op = data[pos]
             pos += 1
             # Frequent opcodes of real checkpoints first.
             if op == 0x72:  # LONG_BINPUT
-                memo[_unpack_u32(data, pos)[0]] = stack[-1]
+                memo[_u32(data, pos)] = stack[-1]
                 pos += 4
             elif op == 0x68:  # BINGET
-                append(memo[data[pos]])
+                stack.append(memo[data[pos]])
                 pos += 1
             elif op == 0x4B:  # BININT1
-                append(data[pos])
+                stack.append(data[pos])
                 pos += 1
             elif op == 0x28:  # MARK
                 metastack.append(stack)
                 stack = []
-                append = stack.append
             elif op == 0x58:  # BINUNICODE
-                n = _unpack_u32(data, pos)[0]
+                n = _u32(data, pos)
                 pos += 4
                 if n <= KEEP_TEXT:
-                    append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
+                    stack.append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
                 else:
-                    append(LONG_TEXT)
+                    stack.append(LONG_TEXT)
                 pos += n
-                if pos < end:  # fused: the PUT that usually follows
+                if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
                     if nxt == 0x72:
-                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        memo[_u32(data, pos + 1)] = stack[-1]
                         pos += 5
                     elif nxt == 0x71:
                         memo[data[pos + 1]] = stack[-1]
@@ -535,13 +551,13 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
             elif op == 0x52:  # REDUCE
                 args = stack.pop()
                 func = stack[-1]
-                stack[-1] = _new_call(Call, (func, args, op_pos - base))
+                stack[-1] = Call(func, args, base + op_pos)
                 if func.__class__ is not Ref or not func.plain:
-                    _on_call(ctx, func, args, op_pos - base, "REDUCE")
-                if pos < end:  # fused: the PUT that usually follows
+                    _on_call(ctx, func, args, base + op_pos, "REDUCE")
+                if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
                     if nxt == 0x72:
-                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        memo[_u32(data, pos + 1)] = stack[-1]
                         pos += 5
                     elif nxt == 0x71:
                         memo[data[pos + 1]] = stack[-1]
@@ -549,42 +565,41 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
             elif op == 0x74:  # TUPLE
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
-                append(tuple(items))
-                if pos < end:  # fused: the PUT that usually follows
+                stack.append(tuple(items))
+                if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
                     if nxt == 0x72:
-                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        memo[_u32(data, pos + 1)] = stack[-1]
                         pos += 5
                     elif nxt == 0x71:
                         memo[data[pos + 1]] = stack[-1]
                         pos += 2
             elif op == 0x85:  # TUPLE1
                 stack[-1] = (stack[-1],)
-                if pos < end:  # fused: the PUT that usually follows
+                if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
                     if nxt == 0x72:
-                        memo[_unpack_u32(data, pos + 1)[0]] = stack[-1]
+                        memo[_u32(data, pos + 1)] = stack[-1]
                         pos += 5
                     elif nxt == 0x71:
                         memo[data[pos + 1]] = stack[-1]
                         pos += 2
             elif op == 0x29:  # EMPTY_TUPLE
-                append(())
+                stack.append(())
             elif op == 0x51:  # BINPERSID
                 pid = stack[-1]
-                stack[-1] = _new_call(Persistent, (pid,))
+                stack[-1] = Persistent(pid)
                 if not ctx.expect_persistent_ids:
-                    _report_persid(ctx, op_pos - base, pid)
+                    _report_persid(ctx, base + op_pos, pid)
             elif op == 0x89:  # NEWFALSE
-                append(False)
+                stack.append(False)
             elif op == 0x71:  # BINPUT
                 memo[data[pos]] = stack[-1]
                 pos += 1
             elif op == 0x8C:  # SHORT_BINUNICODE
                 n = data[pos]
                 pos += 1
-                append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
+                stack.append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
                 pos += n
             elif op == 0x94:  # MEMOIZE
                 memo[len(memo)] = stack[-1]
@@ -596,240 +611,231 @@ def _walk(buf: Buffer | bytes, pos: int, end: int, base: int, ctx: PickleContext
                 b = stack.pop()
                 stack[-1] = (stack[-1], b, c)
             elif op == 0x88:  # NEWTRUE
-                append(True)
+                stack.append(True)
             elif op == 0x4A:  # BININT
-                append(_unpack_i32(data, pos)[0])
+                stack.append(_i32(data, pos))
                 pos += 4
             elif op == 0x4D:  # BININT2
-                append(_unpack_u16(data, pos)[0])
+                stack.append(_u16(data, pos))
                 pos += 2
             elif op == 0x6A:  # LONG_BINGET
-                append(memo[_unpack_u32(data, pos)[0]])
+                stack.append(memo[_u32(data, pos)])
                 pos += 4
             elif op == 0x7D:  # EMPTY_DICT
-                append({})
+                stack.append({})
             elif op == 0x75:  # SETITEMS
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
-                _set_items(ctx, stack[-1], items, op_pos - base)
+                _set_items(ctx, stack[-1], items, base + op_pos)
             elif op == 0x73:  # SETITEM
                 v = stack.pop()
                 k = stack.pop()
-                _set_items(ctx, stack[-1], [k, v], op_pos - base)
+                _set_items(ctx, stack[-1], [k, v], base + op_pos)
             elif op == 0x5D:  # EMPTY_LIST
-                append([])
+                stack.append([])
             elif op == 0x65:  # APPENDS
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
-                _append_items(ctx, stack[-1], items, op_pos - base)
+                _append_items(ctx, stack[-1], items, base + op_pos)
             elif op == 0x61:  # APPEND
                 v = stack.pop()
-                _append_items(ctx, stack[-1], [v], op_pos - base)
+                _append_items(ctx, stack[-1], [v], base + op_pos)
             elif op == 0x4E:  # NONE
-                append(None)
+                stack.append(None)
             elif op == 0x47:  # BINFLOAT
-                append(FLOAT)
+                stack.append(FLOAT)
                 pos += 8
             elif op == 0x62:  # BUILD
-                state = stack.pop()
+                setstate = stack.pop()
                 target = stack[-1]
-                new_pos = _on_build(ctx, target, state, op_pos - base, pos)
-                if new_pos is not None:
-                    pos = new_pos
+                jump = _on_build(ctx, target, setstate, base + op_pos, base + pos)
+                if jump is not None:
+                    pos = jump - base
             elif op == 0x81:  # NEWOBJ
                 args = stack.pop()
                 cls = stack[-1]
-                stack[-1] = _new_call(Call, (cls, args, op_pos - base))
-                _on_instantiate(ctx, cls, args, op_pos - base, "NEWOBJ")
+                stack[-1] = Call(cls, args, base + op_pos)
+                _on_instantiate(ctx, cls, args, base + op_pos, "NEWOBJ")
             elif op == 0x93:  # STACK_GLOBAL
                 name = stack.pop()
                 module = stack[-1]
-                stack[-1] = _stack_global(ctx, classify, module, name, op_pos - base)
+                stack[-1] = _stack_global(ctx, classify, module, name, base + op_pos)
             elif op == 0x63:  # GLOBAL
-                module_s, name_s, pos = _read_global_args(data, pos, end, op_pos - base)
-                ref = Ref(module_s, name_s, op_pos - base, classify(module_s, name_s))
+                module_s, name_s, pos = _read_global_args(data, pos, final, base + op_pos)
+                ref = Ref(module_s, name_s, base + op_pos, classify(module_s, name_s))
                 _judge_import(ctx, ref, "GLOBAL")
-                append(ref)
+                stack.append(ref)
             elif op == 0x43:  # SHORT_BINBYTES
                 n = data[pos]
                 pos += 1
-                append(BytesValue(data, pos, n))
+                stack.append(BytesValue(reader, base + pos, n))
                 pos += n
             elif op == 0x42:  # BINBYTES
-                n = _unpack_u32(data, pos)[0]
+                n = _u32(data, pos)
                 pos += 4
-                append(BytesValue(data, pos, n))
+                stack.append(BytesValue(reader, base + pos, n))
                 pos += n
             elif op == 0x8E or op == 0x96:  # BINBYTES8
-                n = _unpack_u64(data, pos)[0]
+                n = _u64(data, pos)
                 pos += 8
-                append(BytesValue(data, pos, n))
+                stack.append(BytesValue(reader, base + pos, n))
                 pos += n
             elif op == 0x8D:  # BINUNICODE8
-                n = _unpack_u64(data, pos)[0]
+                n = _u64(data, pos)
                 pos += 8
                 if n <= KEEP_TEXT:
-                    append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
+                    stack.append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
                 else:
-                    append(LONG_TEXT)
+                    stack.append(LONG_TEXT)
                 pos += n
             elif op == 0x55:  # SHORT_BINSTRING
                 n = data[pos]
                 pos += 1
-                append(_py2_str(data, pos, n))
+                stack.append(_py2_str(data, pos, n, reader, base))
                 pos += n
             elif op == 0x54:  # BINSTRING
-                n = _unpack_i32(data, pos)[0]
+                n = _i32(data, pos)
                 if n < 0:
-                    raise Malformed("BINSTRING with a negative length", op_pos - base)
+                    raise Malformed("BINSTRING with a negative length", base + op_pos)
                 pos += 4
-                append(_py2_str(data, pos, n) if n <= KEEP_TEXT else LONG_TEXT)
+                stack.append(_py2_str(data, pos, n, reader, base) if n <= KEEP_TEXT else LONG_TEXT)
                 pos += n
             elif op == 0x8A:  # LONG1
                 n = data[pos]
                 pos += 1
-                append(_decode_long_bytes(data[pos : pos + n]))
+                stack.append(_decode_long_bytes(data[pos : pos + n]))
                 pos += n
             elif op == 0x8B:  # LONG4
-                n = _unpack_i32(data, pos)[0]
+                n = _i32(data, pos)
                 if n < 0:
-                    raise Malformed("LONG4 with a negative length", op_pos - base)
+                    raise Malformed("LONG4 with a negative length", base + op_pos)
                 pos += 4
-                append(_decode_long_bytes(data[pos : pos + n]) if n <= 64 else LONG_INT)
+                stack.append(_decode_long_bytes(data[pos : pos + n]) if n <= 64 else LONG_INT)
                 pos += n
             elif op == 0x80:  # PROTO
                 if data[pos] > 5:
-                    raise Malformed(f"unsupported pickle protocol {data[pos]}", op_pos - base)
+                    raise Malformed(f"unsupported pickle protocol {data[pos]}", base + op_pos)
                 pos += 1
             elif op == 0x95:  # FRAME
                 pos += 8
             elif op == 0x2E:  # STOP
+                state.done = True
                 ctx.result = stack[-1] if stack else None
                 if metastack or len(stack) != 1:
                     # pickle.load accepts this, but a clean writer never leaves it.
                     ctx.report(
                         "pickle-malformed",
-                        op_pos - base,
+                        base + op_pos,
                         f"STOP with {len(stack)} values on the stack and {len(metastack)} open marks",
                         once_key="stop",
                     )
+                state.stack = stack
                 return pos
             elif op == 0x30:  # POP
                 if stack:
                     stack.pop()
                 else:
                     stack = metastack.pop()
-                    append = stack.append
             elif op == 0x31:  # POP_MARK
                 stack = metastack.pop()
-                append = stack.append
             elif op == 0x32:  # DUP
-                append(stack[-1])
+                stack.append(stack[-1])
             elif op == 0x6C:  # LIST
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
-                append(items[:KEEP_ITEMS])
+                stack.append(items[:KEEP_ITEMS])
             elif op == 0x64:  # DICT
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
                 d: dict[object, object] = {}
-                _set_items(ctx, d, items, op_pos - base)
-                append(d)
+                _set_items(ctx, d, items, base + op_pos)
+                stack.append(d)
             elif op == 0x8F:  # EMPTY_SET
-                append([])
+                stack.append([])
             elif op == 0x90:  # ADDITEMS
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
-                _append_items(ctx, stack[-1], items, op_pos - base)
+                _append_items(ctx, stack[-1], items, base + op_pos)
             elif op == 0x91:  # FROZENSET
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
-                append(tuple(items[:KEEP_ITEMS]))
+                stack.append(tuple(items[:KEEP_ITEMS]))
             elif op == 0x92:  # NEWOBJ_EX
                 kwargs = stack.pop()
                 args = stack.pop()
                 cls = stack[-1]
-                stack[-1] = _new_call(Call, (cls, args, op_pos - base))
-                _on_instantiate(ctx, cls, (args, kwargs), op_pos - base, "NEWOBJ_EX")
+                stack[-1] = Call(cls, args, base + op_pos)
+                _on_instantiate(ctx, cls, (args, kwargs), base + op_pos, "NEWOBJ_EX")
             elif op == 0x6F:  # OBJ
                 items = stack
                 stack = metastack.pop()
-                append = stack.append
                 if not items:
                     raise IndexError("OBJ without a class")
                 cls, args = items[0], tuple(items[1:])
-                append(_new_call(Call, (cls, args, op_pos - base)))
-                _on_call(ctx, cls, args, op_pos - base, "OBJ")
+                stack.append(Call(cls, args, base + op_pos))
+                _on_call(ctx, cls, args, base + op_pos, "OBJ")
             elif op == 0x69:  # INST
-                module_s, name_s, pos = _read_global_args(data, pos, end, op_pos - base)
-                ref = Ref(module_s, name_s, op_pos - base, classify(module_s, name_s))
+                module_s, name_s, pos = _read_global_args(data, pos, final, base + op_pos)
+                ref = Ref(module_s, name_s, base + op_pos, classify(module_s, name_s))
                 _judge_import(ctx, ref, "INST")
                 args = tuple(stack)
                 stack = metastack.pop()
-                append = stack.append
-                append(_new_call(Call, (ref, args, op_pos - base)))
-                _on_call(ctx, ref, args, op_pos - base, "INST")
+                stack.append(Call(ref, args, base + op_pos))
+                _on_call(ctx, ref, args, base + op_pos, "INST")
             elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
                 if op == 0x82:
                     code, pos = data[pos], pos + 1
                 elif op == 0x83:
-                    code, pos = _unpack_u16(data, pos)[0], pos + 2
+                    code, pos = _u16(data, pos), pos + 2
                 else:
-                    code, pos = _unpack_i32(data, pos)[0], pos + 4
+                    code, pos = _i32(data, pos), pos + 4
                 ctx.report(
                     "pickle-extension-code",
-                    op_pos - base,
+                    base + op_pos,
                     f"EXT opcode imports extension-registry entry {code}; the name it stands "
                     "for is decided by the loading process, not the file",
                     subject=f"ext:{code}",
                 )
-                append(Ref("<extension>", str(code), op_pos - base, ImportVerdict(Verdict.UNKNOWN)))
+                stack.append(Ref("<extension>", str(code), base + op_pos, ImportVerdict(Verdict.UNKNOWN)))
             elif op == 0x50:  # PERSID
-                line, pos = _read_line(data, pos, end, op_pos - base)
+                line, pos = _read_line(data, pos, final, base + op_pos)
                 pid = str(line, "ascii", "replace")
-                append(_new_call(Persistent, (pid,)))
+                stack.append(Persistent(pid))
                 if not ctx.expect_persistent_ids:
-                    _report_persid(ctx, op_pos - base, pid)
+                    _report_persid(ctx, base + op_pos, pid)
             elif op == 0x56:  # UNICODE
-                line, pos = _read_line(data, pos, end, op_pos - base)
-                append(str(line, "raw-unicode-escape") if len(line) <= KEEP_TEXT else LONG_TEXT)
+                line, pos = _read_line(data, pos, final, base + op_pos)
+                stack.append(str(line, "raw-unicode-escape") if len(line) <= KEEP_TEXT else LONG_TEXT)
             elif op == 0x53:  # STRING
-                line, pos = _read_line(data, pos, end, op_pos - base)
-                append(_decode_string_literal(bytes(line), op_pos - base))
+                line, pos = _read_line(data, pos, final, base + op_pos)
+                stack.append(_decode_string_literal(bytes(line), base + op_pos))
             elif op == 0x49 or op == 0x4C:  # INT
-                line, pos = _read_line(data, pos, end, op_pos - base)
-                append(_decode_int_line(bytes(line), op_pos - base))
+                line, pos = _read_line(data, pos, final, base + op_pos)
+                stack.append(_decode_int_line(bytes(line), base + op_pos))
             elif op == 0x46:  # FLOAT
-                _, pos = _read_line(data, pos, end, op_pos - base)
-                append(FLOAT)
+                _, pos = _read_line(data, pos, final, base + op_pos)
+                stack.append(FLOAT)
             elif op == 0x67:  # GET
-                line, pos = _read_line(data, pos, end, op_pos - base)
-                append(memo[int(line)])
+                line, pos = _read_line(data, pos, final, base + op_pos)
+                stack.append(memo[int(line)])
             elif op == 0x70:  # PUT
-                line, pos = _read_line(data, pos, end, op_pos - base)
+                line, pos = _read_line(data, pos, final, base + op_pos)
                 memo[int(line)] = stack[-1]
             elif op == 0x97 or op == 0x98:  # NEXT_BUFFER, READONLY_BUFFER
                 if op == 0x97:
-                    append(BUFFER)
+                    stack.append(BUFFER)
             else:
-                raise Malformed(f"unknown opcode 0x{op:02x}", op_pos - base)
+                raise Malformed(f"unknown opcode 0x{op:02x}", base + op_pos)
     except Malformed:
         raise
     except (IndexError, KeyError, struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise Malformed(_explain_failure(exc, data, op_pos, end), op_pos - base) from None
-    if pos > end:
-        raise Malformed("stream ends inside an opcode argument", op_pos - base)
-    raise Malformed("stream ends without a STOP opcode", pos - base)
+        raise Malformed(_explain_failure(exc, data, op_pos), base + op_pos) from None
+    state.stack = stack
+    return pos
 
 
-def _explain_failure(exc: Exception, data: Buffer | bytes, op_pos: int, end: int) -> str:
-    op = data[op_pos] if op_pos < end else None
+def _explain_failure(exc: Exception, data: bytes, op_pos: int) -> str:
+    op = data[op_pos] if op_pos < len(data) else None
     name = _opcode_name(op) if op is not None else "end of data"
     if isinstance(exc, KeyError):
         return f"{name} reads memo slot {exc.args[0]!r}, which was never written"
@@ -840,27 +846,29 @@ def _explain_failure(exc: Exception, data: Buffer | bytes, op_pos: int, end: int
     return f"{name}: {exc}"
 
 
-def _read_line(data: Buffer | bytes, pos: int, end: int, where: int) -> tuple[bytes, int]:
-    nl = data.find(b"\n", pos, end)
+def _read_line(data: bytes, pos: int, final: bool, where: int) -> tuple[bytes, int]:
+    nl = data.find(b"\n", pos, pos + MAX_LINE)
     if nl < 0:
-        raise Malformed("line argument has no newline before the end of data", where)
+        if final and len(data) < pos + MAX_LINE:
+            raise Malformed("line argument has no newline before the end of data", where)
+        raise Malformed(f"line argument longer than {MAX_LINE} bytes", where)
     return data[pos:nl], nl + 1
 
 
-def _read_global_args(data: Buffer | bytes, pos: int, end: int, where: int) -> tuple[str, str, int]:
-    module, pos = _read_line(data, pos, end, where)
-    name, pos = _read_line(data, pos, end, where)
+def _read_global_args(data: bytes, pos: int, final: bool, where: int) -> tuple[str, str, int]:
+    module, pos = _read_line(data, pos, final, where)
+    name, pos = _read_line(data, pos, final, where)
     # pickle decodes these as UTF-8 (protocol 3+) or ASCII; accept both readings.
     return str(module, "utf-8", "replace"), str(name, "utf-8", "replace"), pos
 
 
-def _py2_str(data: Buffer | bytes, pos: int, n: int) -> str | BytesValue:
+def _py2_str(data: bytes, pos: int, n: int, reader: ByteReader, base: int) -> str | BytesValue:
     """Python 2 str: text if ASCII (how pickle decodes it by default), else bytes."""
     raw = data[pos : pos + n]
     try:
         return str(raw, "ascii")
     except UnicodeDecodeError:
-        return BytesValue(data, pos, n)
+        return BytesValue(reader, base + pos, n)
 
 
 def _stack_global(
@@ -907,7 +915,7 @@ def _on_build(ctx: PickleContext, target: object, state: object, offset: int, po
         )
         return None
     if isinstance(target, Call):
-        ctx.states[id(target)] = (target, state)
+        target.state = state
         if ctx.on_build is not None:
             return ctx.on_build(target, state, pos)
     return None

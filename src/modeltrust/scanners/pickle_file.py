@@ -20,7 +20,6 @@ def scan_pickle_reader(
     start: int = 0,
 ) -> PickleContext:
     """Walk the reader's pickle stream(s) from `start` and report findings."""
-    buf, begin, end = reader.window()
 
     def scan_bytes(payload: bytes, where: Location) -> None:
         ctx.scan_member(BytesReader(payload), where, SCANNER)
@@ -29,12 +28,13 @@ def scan_pickle_reader(
         rules=ctx.rules,
         location=location,
         findings=ctx.findings,
+        reader=reader,
         expect_persistent_ids=expect_persistent_ids,
         max_bytes=ctx.limits.max_pickle_bytes,
         scan_bytes=scan_bytes,
     )
-    pctx.on_build = joblib.make_build_hook(buf, end, begin, pctx)
-    scan_pickle_stream(buf, begin + start, end, pctx, max_pickles=max_pickles, base=begin)
+    pctx.on_build = joblib.make_build_hook(reader.size, pctx)
+    scan_pickle_stream(pctx, start, reader.size, max_pickles=max_pickles)
     finish(pctx)
     return pctx
 

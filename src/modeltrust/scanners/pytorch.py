@@ -8,10 +8,10 @@ import re
 import struct
 
 from ..findings import Location
-from ..reader import Buffer, ByteReader, read_all
+from ..reader import ByteReader, read_all
 from ..sources.ziparchive import ZipArchive
 from .base import ScanContext
-from .pickle import Malformed, PickleContext, Ref, finish, walk_one
+from .pickle import Malformed, PickleContext, Ref, finish, walk_pickle
 from .pickle_file import scan_pickle_reader
 
 SCANNER = "pytorch"
@@ -109,50 +109,50 @@ def scan_torch_tar_member(name: str, body: ByteReader, where: Location, ctx: Sca
         ctx.scan_member(body, where, SCANNER)
         return
     pctx = scan_pickle_reader(body, where, ctx, expect_persistent_ids=True, max_pickles=1)
-    buf, start, end = body.window()
     try:
         walker = _records_storages if name == "storages" else _records_tensors
-        walker(buf, start, end, pctx)
+        walker(body, pctx)
         finish(pctx)
     except (Malformed, struct.error, IndexError) as exc:
         offset = exc.offset if isinstance(exc, Malformed) else None
         ctx.report("pickle-malformed", where.at(offset), f"legacy torch {name} record: {exc}", SCANNER)
 
 
-def _first_pickle_end(buf: Buffer, start: int, end: int, pctx: PickleContext) -> tuple[int, int]:
+def _first_pickle_end(body: ByteReader, pctx: PickleContext) -> tuple[int, int]:
     """Re-walk the count pickle to find where the records begin, and the count."""
-    pos = walk_one(buf, start, end, start, pctx)
+    pos = walk_pickle(pctx, 0, body.size)
     count = pctx.result
     if not isinstance(count, int) or count < 0:
         raise Malformed("record count is not a non-negative integer", 0)
     return pos, count
 
 
-def _records_storages(buf: Buffer, start: int, end: int, pctx: PickleContext) -> None:
-    pos, count = _first_pickle_end(buf, start, end, pctx)
+def _records_storages(body: ByteReader, pctx: PickleContext) -> None:
+    pos, count = _first_pickle_end(body, pctx)
+    end = body.size
     for _ in range(count):
-        pos = walk_one(buf, pos, end, start, pctx)
+        pos = walk_pickle(pctx, pos, end)
         record = pctx.result
-        if not (type(record) is tuple and len(record) == 3 and isinstance(record[2], Ref)):
-            raise Malformed("storage record is not (key, location, storage type)", pos - start)
+        if not (isinstance(record, tuple) and len(record) == 3 and isinstance(record[2], Ref)):
+            raise Malformed("storage record is not (key, location, storage type)", pos)
         size = _ELEMENT_SIZES.get(record[2].name)
         if size is None:
-            raise Malformed(f"unknown storage type {record[2].dotted}", pos - start)
-        (numel,) = struct.unpack_from("<q", buf, pos)
+            raise Malformed(f"unknown storage type {record[2].dotted}", pos)
+        (numel,) = struct.unpack("<q", body.read_at(pos, 8))
         pos += 8 + numel * size
         if numel < 0 or pos > end:
-            raise Malformed("storage data runs past the end of the member", pos - start)
+            raise Malformed("storage data runs past the end of the member", pos)
     if pos < end:
-        walk_one(buf, pos, end, start, pctx)
+        walk_pickle(pctx, pos, end)
 
 
-def _records_tensors(buf: Buffer, start: int, end: int, pctx: PickleContext) -> None:
-    pos, count = _first_pickle_end(buf, start, end, pctx)
+def _records_tensors(body: ByteReader, pctx: PickleContext) -> None:
+    pos, count = _first_pickle_end(body, pctx)
     for _ in range(count):
-        pos = walk_one(buf, pos, end, start, pctx)
-        (ndim,) = struct.unpack_from("<i", buf, pos)
+        pos = walk_pickle(pctx, pos, body.size)
+        (ndim,) = struct.unpack("<i", body.read_at(pos, 4))
         if ndim < 0:
-            raise Malformed("negative tensor rank", pos - start)
+            raise Malformed("negative tensor rank", pos)
         pos += 8 + 16 * ndim + 8
-        if pos > end:
-            raise Malformed("tensor record runs past the end of the member", pos - start)
+        if pos > body.size:
+            raise Malformed("tensor record runs past the end of the member", pos)
