@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from .conftest import FIXTURES, ROOT
 
@@ -46,3 +47,19 @@ def test_scanning_a_checkpoint_does_not_import_torch() -> None:
         "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy'))"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_compiled_modules_are_not_stale() -> None:
+    """mypyc builds (pip install -e .) put .so files beside the sources; an
+    edit to a source without a rebuild would silently test the old code."""
+    import importlib
+
+    for name in ("modeltrust.scanners.pickle", "modeltrust.sources.ziparchive"):
+        module = importlib.import_module(name)
+        compiled = module.__file__ or ""
+        if not compiled.endswith(".so"):
+            continue
+        source = ROOT / "src" / (name.replace(".", "/") + ".py")
+        assert Path(compiled).stat().st_mtime >= source.stat().st_mtime, (
+            f"{compiled} is older than {source}: run `pip install -e .` to rebuild it"
+        )

@@ -3,6 +3,8 @@ collect one report. No format knowledge lives here."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -88,12 +90,31 @@ def sha256_of(reader: ByteReader) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The walk allocates millions of short-lived, acyclic objects; the cyclic
+    collector's passes over them cost more than the walk itself. Reference
+    counting still frees them at once, so memory is unaffected."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def scan(
     config: ScanConfig,
     rules: RuleSet | None = None,
     progress: ProgressCallback | None = None,
 ) -> ScanReport:
     """Scan every file the config names and return one report."""
+    with _cyclic_gc_paused():
+        return _scan(config, rules, progress)
+
+
+def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback | None) -> ScanReport:
     started = time.perf_counter()
     ruleset = rules if rules is not None else load_rules(config.rules_files)
     registry = Registry()

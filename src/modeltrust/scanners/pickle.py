@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..findings import Finding, Location, Severity
 from ..reader import ByteReader, BytesReader
@@ -43,30 +42,23 @@ MAX_NESTING = 8
 CHUNK = 16 << 20
 MARGIN = 2 * MAX_LINE + KEEP_TEXT + 64
 
-_unpack_u16 = struct.Struct("<H").unpack_from
-_unpack_i32 = struct.Struct("<i").unpack_from
-_unpack_u32 = struct.Struct("<I").unpack_from
-_unpack_u64 = struct.Struct("<Q").unpack_from
 
-
+# Little-endian integers by shifts: native arithmetic once compiled.
 def _u16(data: bytes, pos: int) -> int:
-    value: int = _unpack_u16(data, pos)[0]
-    return value
-
-
-def _i32(data: bytes, pos: int) -> int:
-    value: int = _unpack_i32(data, pos)[0]
-    return value
+    return data[pos] | data[pos + 1] << 8
 
 
 def _u32(data: bytes, pos: int) -> int:
-    value: int = _unpack_u32(data, pos)[0]
-    return value
+    return data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16 | data[pos + 3] << 24
+
+
+def _i32(data: bytes, pos: int) -> int:
+    value = _u32(data, pos)
+    return value - (1 << 32) if value & 0x80000000 else value
 
 
 def _u64(data: bytes, pos: int) -> int:
-    value: int = _unpack_u64(data, pos)[0]
-    return value
+    return _u32(data, pos) | _u32(data, pos + 4) << 32
 
 
 class Opaque:
@@ -171,11 +163,11 @@ def describe(value: object, depth: int = 0) -> str:
 # --- results ---------------------------------------------------------------------
 
 
-@dataclass
 class PickleStats:
-    pickles: int = 0
-    imports: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    """(module, name) -> [count, offset of the first import]."""
+    def __init__(self) -> None:
+        self.pickles = 0
+        # (module, name) -> [count, offset of the first import]
+        self.imports: dict[tuple[str, str], list[int]] = {}
 
 
 # A container's hook for BUILD: (target, state, absolute offset after the
@@ -183,27 +175,41 @@ class PickleStats:
 BuildHook = Callable[[Call, object, int], "int | None"]
 
 
-@dataclass
 class PickleContext:
     """Everything one walk needs besides the position: the reader, the rules,
-    where findings go, and hooks for the container around the stream."""
+    where findings go, and hooks for the container around the stream.
 
-    rules: RuleSet
-    location: Location
-    findings: list[Finding]
-    reader: ByteReader
-    expect_persistent_ids: bool = False
-    on_build: BuildHook | None = None
-    scan_bytes: Callable[[bytes, Location], None] | None = None
-    """Scans bytes that a call loads as a whole file (torch.load of bytes)."""
-    nested_depth: int = 0
-    max_bytes: int = 1 << 30
-    """Bound on the pickle bytes walked (time bound)."""
-    chunk_size: int = CHUNK
-    stats: PickleStats = field(default_factory=PickleStats)
-    result: object = None
-    """The modelled value of the last pickle walked (its top of stack at STOP)."""
-    reported: set[tuple[str, str, str]] = field(default_factory=set)
+    A plain class rather than a dataclass: this module is compiled by mypyc."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        location: Location,
+        findings: list[Finding],
+        reader: ByteReader,
+        expect_persistent_ids: bool = False,
+        on_build: BuildHook | None = None,
+        scan_bytes: Callable[[bytes, Location], None] | None = None,
+        nested_depth: int = 0,
+        max_bytes: int = 1 << 30,
+        chunk_size: int = CHUNK,
+    ) -> None:
+        self.rules = rules
+        self.location = location
+        self.findings = findings
+        self.reader = reader
+        self.expect_persistent_ids = expect_persistent_ids
+        self.on_build = on_build
+        # Scans bytes that a call loads as a whole file (torch.load of bytes).
+        self.scan_bytes = scan_bytes
+        self.nested_depth = nested_depth
+        # Bound on the pickle bytes walked (a time bound).
+        self.max_bytes = max_bytes
+        self.chunk_size = chunk_size
+        self.stats = PickleStats()
+        # The modelled value of the last pickle walked (its top of stack at STOP).
+        self.result: object = None
+        self.reported: set[tuple[str, str, str]] = set()
 
     def report(
         self,
@@ -552,7 +558,7 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
                 args = stack.pop()
                 func = stack[-1]
                 stack[-1] = Call(func, args, base + op_pos)
-                if func.__class__ is not Ref or not func.plain:
+                if not isinstance(func, Ref) or not func.plain:
                     _on_call(ctx, func, args, base + op_pos, "REDUCE")
                 if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
