@@ -79,7 +79,15 @@ def sniff(reader: ByteReader) -> str:
     if reader.size == 0:
         return EMPTY
     head = reader.read_at(0, HEAD_SIZE)
-    return sniff_head(head, reader.size)
+    fmt = sniff_head(head, reader.size)
+    if fmt == UNKNOWN and _has_zip_directory(reader):
+        return ZIP  # an archive behind a prefix (self-extractor, script header)
+    return fmt
+
+
+def _has_zip_directory(reader: ByteReader) -> bool:
+    tail_start = max(0, reader.size - (0xFFFF + 22))
+    return b"PK\x05\x06" in reader.read_at(tail_start, reader.size - tail_start)
 
 
 def sniff_head(head: bytes, size: int) -> str:
