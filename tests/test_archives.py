@@ -95,9 +95,11 @@ def test_prefixed_archive_is_found_and_reported(tmp_path: Path) -> None:
 
 def test_zip64_archive(tmp_path: Path) -> None:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", allowZip64=True) as zf:
-        with zf.open("big/evil.pkl", "w", force_zip64=True) as handle:
-            handle.write(pickle.dumps(Payload()))
+    with (
+        zipfile.ZipFile(buf, "w", allowZip64=True) as zf,
+        zf.open("big/evil.pkl", "w", force_zip64=True) as handle,
+    ):
+        handle.write(pickle.dumps(Payload()))
     assert "pickle-os-command" in rule_ids(scan_bytes(tmp_path, buf.getvalue()))
 
 
