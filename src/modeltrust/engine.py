@@ -127,7 +127,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
     for item in expand_targets(config.targets):
         if progress is not None:
             progress(item.display, item.size)
-        ctx = ScanContext(ruleset, config.limits, findings, nested)
+        ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep)
         location = Location(item.display)
         try:
             reader = FileReader(item.path)

@@ -62,6 +62,7 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     help="Extra rules file or folder (YAML); repeatable.",
 )
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
+@click.option("--deep", is_flag=True, help="Also run fickling's analysis on each pickle (slower).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Show info findings, reasons and every file scanned.")
 @handle_errors
@@ -72,6 +73,7 @@ def scan(
     fail_on: str,
     rules_files: tuple[str, ...],
     hash_files: bool,
+    deep: bool,
     no_progress: bool,
     verbose: bool,
 ) -> None:
@@ -82,7 +84,9 @@ def scan(
     from ..rules import load_rules
 
     threshold = Severity.parse(fail_on)
-    config = ScanConfig(targets=targets, rules_files=rules_files, fail_on=threshold, hash_files=hash_files)
+    config = ScanConfig(
+        targets=targets, rules_files=rules_files, fail_on=threshold, hash_files=hash_files, deep=deep
+    )
     ruleset = load_rules(config.rules_files, cache_dir=cache_dir())
     bar, update = _progress(not no_progress and not (fmt == "json" and output is None))
     if bar is not None:

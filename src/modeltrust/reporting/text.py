@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from ..findings import ScanReport, Severity
+from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
 
 _COLOURS: dict[Severity, dict[str, Any]] = {
@@ -38,22 +38,15 @@ def render_text(
     def out(line: str = "") -> None:
         stream.write(line + "\n")
 
-    current = None
+    by_file: dict[str, list[Finding]] = {}  # files in order of their worst finding
     for finding in report.findings:
-        if finding.severity == Severity.INFO and not verbose:
-            continue
-        if finding.location.path != current:
-            current = finding.location.path
-            out()
-            out(style(current, bold=True))
-        sev = finding.severity
-        out(f"  {style(f'{sev.label.upper():8}', **_COLOURS[sev])} {finding.message}")
-        where = str(finding.location)[len(finding.location.path) :].lstrip()
-        detail = f"rule {finding.rule_id}" + (f" · at {where}" if where else "")
-        out(INDENT + style(detail, dim=True))
-        rule = rules.rules.get(finding.rule_id) if rules is not None else None
-        if rule is not None and verbose:
-            out(INDENT + style(f"why: {rule.why}", dim=True))
+        if finding.severity > Severity.INFO or verbose:
+            by_file.setdefault(finding.location.path, []).append(finding)
+    for path, findings in by_file.items():
+        out()
+        out(style(path, bold=True))
+        for finding in findings:
+            _render_finding(finding, rules, verbose, style, out)
     if verbose:
         out()
         out(style("Files", bold=True))
@@ -68,6 +61,23 @@ def render_text(
             )
     out()
     out(_verdict_line(report, fail_on, style))
+
+
+def _render_finding(
+    finding: Finding,
+    rules: RuleSet | None,
+    verbose: bool,
+    style: Callable[..., str],
+    out: Callable[[str], None],
+) -> None:
+    sev = finding.severity
+    out(f"  {style(f'{sev.label.upper():8}', **_COLOURS[sev])} {finding.message}")
+    where = str(finding.location)[len(finding.location.path) :].lstrip()
+    detail = f"rule {finding.rule_id}" + (f" · at {where}" if where else "")
+    out(INDENT + style(detail, dim=True))
+    rule = rules.rules.get(finding.rule_id) if rules is not None else None
+    if rule is not None and verbose:
+        out(INDENT + style(f"why: {rule.why}", dim=True))
 
 
 def _verdict_line(report: ScanReport, fail_on: Severity, style: Callable[..., str]) -> str:

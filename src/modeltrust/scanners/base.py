@@ -37,6 +37,8 @@ class ScanContext:
     findings: list[Finding]
     nested: NestedScan
     depth: int = 0
+    deep: bool = False
+    """Also ask fickling for a second opinion on each pickle."""
     covered_by: dict[str, str] = field(default_factory=dict)
     """location text -> scanner name, for every nested member scanned."""
 
@@ -64,7 +66,7 @@ class ScanContext:
 
     def deeper(self) -> ScanContext:
         return ScanContext(
-            self.rules, self.limits, self.findings, self.nested, self.depth + 1, self.covered_by
+            self.rules, self.limits, self.findings, self.nested, self.depth + 1, self.deep, self.covered_by
         )
 
     def scan_member(self, reader: ByteReader, location: Location, scanner: str) -> str | None:

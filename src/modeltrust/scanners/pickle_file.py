@@ -34,8 +34,14 @@ def scan_pickle_reader(
         scan_bytes=scan_bytes,
     )
     pctx.on_build = joblib.make_build_hook(reader.size, pctx)
+    first = len(ctx.findings)
     scan_pickle_stream(pctx, start, reader.size, max_pickles=max_pickles)
     finish(pctx)
+    if ctx.deep:
+        from .deep import second_opinion
+
+        own = max((f.severity for f in ctx.findings[first:]), default=None)
+        second_opinion(reader, start, location, ctx, own)
     return pctx
 
 
