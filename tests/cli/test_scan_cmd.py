@@ -67,6 +67,14 @@ def test_json_report_shape(tmp_path: Path) -> None:
     assert artifact["format"] == "pickle" and artifact["scanner"] == "pickle"
 
 
+def test_text_on_stdout_and_json_report_beside_it(tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    target = str(FIXTURES / "malicious" / "os_system_p1.pkl")
+    code, out, _ = run("scan", "--json-report", str(report_path), target)
+    assert code == 1 and "CRITICAL" in out
+    assert json.loads(report_path.read_text())["verdict"]["passed"] is False
+
+
 def test_json_to_stdout_is_pure_json() -> None:
     code, stdout, _ = run("scan", "--format", "json", "--hash", str(FIXTURES / "benign" / "array.npy"))
     report = json.loads(stdout)

@@ -48,6 +48,12 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     help="Write the report to this file instead of stdout.",
 )
 @click.option(
+    "--json-report",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write the JSON report to this file (whatever --format is).",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(SEVERITIES, case_sensitive=False),
     default="medium",
@@ -70,6 +76,7 @@ def scan(
     targets: tuple[str, ...],
     fmt: str,
     output: str | None,
+    json_report: str | None,
     fail_on: str,
     rules_files: tuple[str, ...],
     hash_files: bool,
@@ -94,6 +101,8 @@ def scan(
             report = run_scan(config, ruleset, update)
     else:
         report = run_scan(config, ruleset)
+    if json_report:
+        Path(json_report).write_text(render_json(report, threshold, ruleset), encoding="utf-8")
     if fmt == "json":
         text = render_json(report, threshold, ruleset)
         if output:
