@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import pickletools
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,27 @@ def test_unknown_import_is_medium_and_unknown_call_is_high(rules: RuleSet) -> No
     assert [(f.rule_id, f.severity) for f in walk(called, rules).findings] == [
         ("pickle-unknown-call", Severity.HIGH)
     ]
+
+
+def test_reconstructor_base_init_counts_as_a_call(rules: RuleSet) -> None:
+    # copyreg._reconstructor(cls, base, state) calls base.__init__(obj, state)
+    data = (
+        b"\x80\x04"
+        + su("copyreg")
+        + su("_reconstructor")
+        + b"\x93"
+        + su("mypkg")
+        + su("Gadget")
+        + b"\x93"
+        + su("mypkg")
+        + su("Gadget")
+        + b"\x93"
+        + su("arg")
+        + b"\x87R."
+    )
+    assert "pickle-unknown-call" in ids(walk(data, rules))
+    plain = pickle.dumps(__import__("argparse").Namespace(a=1), protocol=1)  # base is object
+    assert ids(walk(plain, rules)) == []
 
 
 def test_newobj_of_unknown_class_stays_medium(rules: RuleSet) -> None:
@@ -284,3 +306,23 @@ def test_long_payloads_are_skipped_across_chunks(rules: RuleSet) -> None:
     whole = _all_findings(data, rules, chunk=1 << 24)
     assert whole == _all_findings(data, rules, chunk=2 * MARGIN)
     assert [rule for rule, _ in whole] == ["pickle-os-command"]
+
+
+def test_payload_hidden_in_joblib_array_bytes_is_found(rules: RuleSet, tmp_path: Path) -> None:
+    """joblib < 1.2 writes an array's raw bytes right after its wrapper's BUILD
+    (no alignment byte). joblib.load skips them; plain pickle.load reads them as
+    opcodes. A payload placed there must still be reported."""
+    from .conftest import scan_bytes
+
+    payload = pickle.dumps(Payload(), protocol=2)[2:-1]  # opcodes, no PROTO/STOP
+    n = len(payload)
+    stream = (
+        b"\x80\x04" + su("joblib.numpy_pickle") + su("NumpyArrayWrapper") + b"\x93)\x81"
+        + b"}(" + su("shape") + b"K" + bytes([n]) + b"\x85" + su("order") + su("C")
+        + su("dtype") + su("numpy") + su("dtype") + b"\x93" + su("u1") + b"\x89\x88\x87R" + b"ub"
+    )  # fmt: skip
+    as_array = scan_bytes(tmp_path, stream + bytes(n) + b".")
+    assert not as_array.findings
+    hidden = scan_bytes(tmp_path, stream + payload + b".")
+    found = [f for f in hidden.findings if f.rule_id == "pickle-os-command"]
+    assert found and "plain pickle.load" in found[0].message

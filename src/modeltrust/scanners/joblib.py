@@ -77,6 +77,7 @@ def make_build_hook(end: int, ctx: PickleContext) -> BuildHook:
             pos += 1 + padding[0]
         if pos + nbytes > end:
             raise Malformed(f"joblib array of {nbytes} bytes runs past the end of the file", where)
+        ctx.stats.skipped_regions += 1
         return pos + nbytes
 
     return on_build

@@ -86,7 +86,7 @@ class Ref:
         self.offset = offset
         self.verdict = verdict
         # Allowed and not a loader: calling it needs no further look.
-        self.plain = verdict.verdict is Verdict.ALLOWED and (module, name) not in _LOADERS
+        self.plain = verdict.verdict is Verdict.ALLOWED and (module, name) not in _NOT_PLAIN
 
     @property
     def dotted(self) -> str:
@@ -166,6 +166,8 @@ def describe(value: object, depth: int = 0) -> str:
 class PickleStats:
     def __init__(self) -> None:
         self.pickles = 0
+        # Regions a container hook skipped (joblib array bytes between opcodes).
+        self.skipped_regions = 0
         # (module, name) -> [count, offset of the first import]
         self.imports: dict[tuple[str, str], list[int]] = {}
 
@@ -259,6 +261,10 @@ _PICKLE_LOADERS = {
 _TORCH_BYTES_LOADERS = {("torch.storage", "_load_from_bytes")}
 _CODE_LOADERS = {("marshal", "loads"), ("dill._dill", "_create_code"), ("types", "CodeType")}
 _LOADERS = _PICKLE_LOADERS | _TORCH_BYTES_LOADERS | _CODE_LOADERS
+# copyreg._reconstructor(cls, base, state) runs base.__init__(obj, state)
+# unless base is object: base is called, though it appears only as an argument.
+_RECONSTRUCTOR = ("copyreg", "_reconstructor")
+_NOT_PLAIN = _LOADERS | {_RECONSTRUCTOR}
 
 
 def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
@@ -901,6 +907,12 @@ def _stack_global(
 def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
+        if (func.module, func.name) == _RECONSTRUCTOR and isinstance(args, tuple) and len(args) >= 2:
+            base = args[1]
+            if not (isinstance(base, Ref) and (base.module, base.name) == ("builtins", "object")):
+                _judge_call(
+                    ctx, base, args[2:], offset, f"{opcode} of copyreg._reconstructor (base.__init__)"
+                )
         _inspect_loader_call(ctx, func, args, offset)
 
 

@@ -3,6 +3,8 @@ cloudpickle, and the pickles inside torch and NumPy files."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..findings import Location
 from ..reader import ByteReader, BytesReader
 from . import joblib
@@ -37,12 +39,43 @@ def scan_pickle_reader(
     first = len(ctx.findings)
     scan_pickle_stream(pctx, start, reader.size, max_pickles=max_pickles)
     finish(pctx)
+    if pctx.stats.skipped_regions:
+        _plain_pickle_view(reader, location, ctx, start, max_pickles)
     if ctx.deep:
         from .deep import second_opinion
 
         own = max((f.severity for f in ctx.findings[first:]), default=None)
         second_opinion(reader, start, location, ctx, own)
     return pctx
+
+
+# Structural complaints expected when raw array bytes are read as opcodes.
+_VIEW_NOISE = {"pickle-malformed", "pickle-trailing-data", "pickle-opcode-limit", "pickle-unknown-import"}
+
+
+def _plain_pickle_view(
+    reader: ByteReader, location: Location, ctx: ScanContext, start: int, max_pickles: int
+) -> None:
+    """joblib.load skips array bytes that plain pickle.load would read as
+    opcodes. A file can hide a payload in them for the second loader, so walk
+    the stream once more as pickle.load would and keep what is dangerous."""
+    seen = {(f.rule_id, f.location, f.subject) for f in ctx.findings}
+    view = PickleContext(
+        rules=ctx.rules,
+        location=location,
+        findings=[],
+        reader=reader,
+        max_bytes=ctx.limits.max_pickle_bytes,
+    )
+    scan_pickle_stream(view, start, reader.size, max_pickles=max_pickles)
+    finish(view)
+    for finding in view.findings:
+        key = (finding.rule_id, finding.location, finding.subject)
+        if finding.rule_id in _VIEW_NOISE or key in seen:
+            continue
+        ctx.findings.append(
+            replace(finding, message=f"read with plain pickle.load (not joblib): {finding.message}")
+        )
 
 
 class PickleScanner:
