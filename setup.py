@@ -34,8 +34,14 @@ setup(
     ext_modules=ext_modules(),
     packages=[
         "modeltrust",
-        *[f"modeltrust.{p}" for p in ("cli", "reporting", "scanners", "sources")],
+        "modeltrust.cli",
+        "modeltrust.reporting",
+        "modeltrust.scanners",
+        "modeltrust.sources",
         "modeltrust.rules",
         "modeltrust.rules.pickle",
     ],
+    # The rules live at the top of the repository and ship inside the package.
+    package_dir={"": "src", "modeltrust.rules": "rules"},
+    package_data={"modeltrust.rules": ["*.yaml"], "modeltrust.rules.pickle": ["*.yaml"]},
 )
