@@ -40,8 +40,9 @@ setup(
         "modeltrust.sources",
         "modeltrust.rules",
         "modeltrust.rules.pickle",
+        "modeltrust.rules.policies",
     ],
     # The rules live at the top of the repository and ship inside the package.
     package_dir={"": "src", "modeltrust.rules": "rules"},
-    package_data={"modeltrust.rules": ["*.yaml"], "modeltrust.rules.pickle": ["*.yaml"]},
+    package_data={f"modeltrust.rules{sub}": ["*.yaml"] for sub in ("", ".pickle", ".policies")},
 )

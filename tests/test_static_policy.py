@@ -35,7 +35,7 @@ def test_no_deserialization_in_src() -> None:
 
 
 def test_yaml_loader_is_a_safe_one() -> None:
-    text = (ROOT / "src" / "modeltrust" / "rules.py").read_text()
+    text = (ROOT / "src" / "modeltrust" / "yamlcache.py").read_text()
     assert 'getattr(yaml, "CSafeLoader", yaml.SafeLoader)' in text
 
 

@@ -67,6 +67,8 @@ class Finding:
     """The import, opcode or construct the finding is about, e.g. `os.system`."""
     scanner: str = ""
     references: tuple[str, ...] = ()
+    waiver: str = ""
+    """Set by a policy exception: why this finding does not fail the gate."""
 
     def sort_key(self) -> tuple[int, str, tuple[str, ...], int, str]:
         loc = self.location
@@ -99,4 +101,5 @@ class ScanReport:
         return max((f.severity for f in self.findings), default=None)
 
     def at_or_above(self, threshold: Severity) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity >= threshold)
+        """Findings that fail a gate at `threshold` (waived ones never do)."""
+        return tuple(f for f in self.findings if f.severity >= threshold and not f.waiver)

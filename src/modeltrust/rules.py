@@ -13,14 +13,14 @@ from __future__ import annotations
 import _compat_pickle
 import fnmatch
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from .errors import RulesError
 from .findings import Severity
+from .yamlcache import YamlFileError, load_mapping
 
 _RULE_KEYS = {"id", "severity", "title", "why", "cwe", "references", "match"}
 _FILE_KEYS = {"kind", "version", "rules", "groups"}
@@ -181,68 +181,6 @@ def default_rules_dir() -> Path:
     raise RulesError("the built-in rules folder is missing", hint="reinstall modeltrust")
 
 
-def _load_yaml(path: Path, raw: bytes, cache_dir: Path | None) -> Mapping[str, Any]:
-    """The file's parsed YAML, from a JSON cache keyed by the file's content
-    when one is given (importing and running PyYAML costs more than a scan)."""
-    cached = _read_cache(cache_dir, raw)
-    if cached is not None:
-        return cached
-    data = _parse_yaml(path, raw)
-    _write_cache(cache_dir, raw, data)
-    return data
-
-
-def _cache_file(cache_dir: Path, raw: bytes) -> Path:
-    return cache_dir / f"rules-{hashlib.sha256(raw).hexdigest()[:32]}.json"
-
-
-def _read_cache(cache_dir: Path | None, raw: bytes) -> Mapping[str, Any] | None:
-    if cache_dir is None:
-        return None
-    import json
-
-    try:
-        data = json.loads(_cache_file(cache_dir, raw).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_cache(cache_dir: Path | None, raw: bytes, data: Mapping[str, Any]) -> None:
-    if cache_dir is None:
-        return
-    import json
-    import os
-
-    target = _cache_file(cache_dir, raw)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        temp = target.with_suffix(f".{os.getpid()}.tmp")
-        temp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(temp, target)
-    except (OSError, TypeError, ValueError):
-        pass  # a cache is an optimisation only
-
-
-def _parse_yaml(path: Path, raw: bytes) -> Mapping[str, Any]:
-    import yaml
-
-    # The C build of the *safe* loader when present: same semantics, 10x faster.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(raw.decode("utf-8"), Loader=loader)  # a safe loader (see above)
-    except UnicodeDecodeError as exc:
-        raise RulesError(f"rules file {path} is not UTF-8 text") from exc
-    except yaml.YAMLError as exc:
-        raise RulesError(f"rules file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RulesError(f"rules file {path} must be a mapping with a 'kind' key")
-    unknown = set(data) - _FILE_KEYS
-    if unknown:
-        raise RulesError(f"rules file {path}: unknown keys {sorted(unknown)}")
-    return data
-
-
 def _as_str_list(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -277,7 +215,13 @@ def _parse_rule(raw: object, source: str) -> Rule:
 
 
 def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) -> None:
-    data = _load_yaml(path, raw, cache_dir)
+    try:
+        data = load_mapping(path, raw, cache_dir)
+    except YamlFileError as exc:
+        raise RulesError(f"rules file {exc}") from None
+    unknown = set(data) - _FILE_KEYS
+    if unknown:
+        raise RulesError(f"rules file {path}: unknown keys {sorted(unknown)}")
     kind = data.get("kind")
     source = str(path)
     if kind in ("builtin", "pickle-deny"):

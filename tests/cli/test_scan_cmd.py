@@ -54,6 +54,7 @@ def test_json_report_shape(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["verdict"] == {
         "passed": False,
+        "policy": "default",
         "fail_on": "medium",
         "failing_findings": 1,
         "max_severity": "critical",

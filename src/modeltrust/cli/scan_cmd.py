@@ -54,11 +54,16 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     help="Also write the JSON report to this file (whatever --format is).",
 )
 @click.option(
+    "--policy",
+    "policy_name",
+    default=None,
+    help="Policy file, or a built-in policy: default, strict, permissive-research.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(SEVERITIES, case_sensitive=False),
-    default="medium",
-    show_default=True,
-    help="Exit 1 when a finding is at or above this severity.",
+    default=None,
+    help="Exit 1 when a finding is at or above this severity (default: the policy's, medium).",
 )
 @click.option(
     "--rules",
@@ -77,7 +82,8 @@ def scan(
     fmt: str,
     output: str | None,
     json_report: str | None,
-    fail_on: str,
+    policy_name: str | None,
+    fail_on: str | None,
     rules_files: tuple[str, ...],
     hash_files: bool,
     deep: bool,
@@ -86,25 +92,31 @@ def scan(
 ) -> None:
     """Scan model files or folders (recursively) without loading them."""
     from ..engine import scan as run_scan
+    from ..policy import resolve_policy
     from ..reporting.json import render_json
     from ..reporting.text import render_text
-    from ..rules import load_rules
+    from ..rules import default_rules_dir, load_rules
 
-    threshold = Severity.parse(fail_on)
+    cache = cache_dir()
+    policy = resolve_policy(policy_name, default_rules_dir(), cache)
+    threshold = Severity.parse(fail_on) if fail_on else policy.fail_on
     config = ScanConfig(
         targets=targets, rules_files=rules_files, fail_on=threshold, hash_files=hash_files, deep=deep
     )
-    ruleset = load_rules(config.rules_files, cache_dir=cache_dir())
+    ruleset = load_rules(config.rules_files, cache_dir=cache)
     bar, update = _progress(not no_progress and not (fmt == "json" and output is None))
     if bar is not None:
         with bar:
             report = run_scan(config, ruleset, update)
     else:
         report = run_scan(config, ruleset)
+    for waiver in policy.expired():
+        click.echo(f"warning: policy exception for {waiver.rule} expired on {waiver.expires}", err=True)
+    report = policy.apply(report)
     if json_report:
-        Path(json_report).write_text(render_json(report, threshold, ruleset), encoding="utf-8")
+        Path(json_report).write_text(render_json(report, threshold, ruleset, policy.name), encoding="utf-8")
     if fmt == "json":
-        text = render_json(report, threshold, ruleset)
+        text = render_json(report, threshold, ruleset, policy.name)
         if output:
             Path(output).write_text(text, encoding="utf-8")
         else:

@@ -28,10 +28,13 @@ def finding_to_dict(finding: Finding, rules: RuleSet | None) -> dict[str, Any]:
         "scanner": finding.scanner,
         "cwe": rule.cwe if rule else "",
         "references": list(finding.references),
+        "waiver": finding.waiver or None,
     }
 
 
-def report_to_dict(report: ScanReport, fail_on: Severity, rules: RuleSet | None = None) -> dict[str, Any]:
+def report_to_dict(
+    report: ScanReport, fail_on: Severity, rules: RuleSet | None = None, policy: str = "default"
+) -> dict[str, Any]:
     counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
     for finding in report.findings:
         counts[finding.severity.label] += 1
@@ -44,6 +47,7 @@ def report_to_dict(report: ScanReport, fail_on: Severity, rules: RuleSet | None 
         "targets": list(report.targets),
         "verdict": {
             "passed": not failing,
+            "policy": policy,
             "fail_on": fail_on.label,
             "failing_findings": len(failing),
             "max_severity": top.label if top is not None else None,
@@ -64,5 +68,7 @@ def report_to_dict(report: ScanReport, fail_on: Severity, rules: RuleSet | None 
     }
 
 
-def render_json(report: ScanReport, fail_on: Severity, rules: RuleSet | None = None) -> str:
-    return json.dumps(report_to_dict(report, fail_on, rules), indent=2, sort_keys=False) + "\n"
+def render_json(
+    report: ScanReport, fail_on: Severity, rules: RuleSet | None = None, policy: str = "default"
+) -> str:
+    return json.dumps(report_to_dict(report, fail_on, rules, policy), indent=2) + "\n"

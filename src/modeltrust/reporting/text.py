@@ -74,6 +74,8 @@ def _render_finding(
     out(f"  {style(f'{sev.label.upper():8}', **_COLOURS[sev])} {finding.message}")
     where = str(finding.location)[len(finding.location.path) :].lstrip()
     detail = f"rule {finding.rule_id}" + (f" · at {where}" if where else "")
+    if finding.waiver:
+        detail += f" · waived: {finding.waiver}"
     out(INDENT + style(detail, dim=True))
     rule = rules.rules.get(finding.rule_id) if rules is not None else None
     if rule is not None and verbose:
