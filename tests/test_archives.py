@@ -168,3 +168,10 @@ def test_torch_tar_records_are_walked(tmp_path: Path) -> None:
             tar.addfile(info, io.BytesIO(body))
     found = rule_ids(scan_bytes(tmp_path, buf.getvalue()))
     assert "pickle-os-command" in found
+
+
+def test_lz4_frame_stream(tmp_path: Path) -> None:
+    lz4_frame = pytest.importorskip("lz4.frame", reason="lz4 is an optional extra")
+    data = lz4_frame.compress(pickle.dumps(Payload()))
+    report = scan_bytes(tmp_path, data)
+    assert report.artifacts[0].format == "lz4" and "pickle-os-command" in rule_ids(report)
