@@ -53,7 +53,7 @@ def _unconsumed(engine: _Decompressor) -> bytes:
     tail = getattr(engine, "unconsumed_tail", b"")
     if tail:
         return bytes(tail)
-    return bytes(getattr(engine, "unused_data", b""))
+    return bytes(getattr(engine, "unused_data", None) or b"")  # lz4 reports None
 
 
 def _lz4() -> _Decompressor:
