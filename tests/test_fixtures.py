@@ -17,7 +17,8 @@ def test_manifest_covers_every_fixture_file() -> None:
     on_disk = {
         p.relative_to(FIXTURES).as_posix()
         for folder in ("malicious", "benign")
-        for p in (FIXTURES / folder).iterdir()
+        for p in (FIXTURES / folder).rglob("*")
+        if p.is_file()
     }
     assert on_disk == set(manifest())
 

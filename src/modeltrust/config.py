@@ -23,7 +23,9 @@ class Limits:
     max_depth: int = 8
     """Archives in archives, pickles in pickles."""
     max_header_bytes: int = 1 * MiB
-    """Text headers parsed in memory (NumPy headers, JSON headers)."""
+    """Text headers parsed in memory (NumPy headers)."""
+    max_json_header_bytes: int = 16 * MiB
+    """JSON headers parsed in memory (safetensors, GGUF metadata)."""
     max_sniff_member_bytes: int = 1 * MiB
     """Torch archive members other than pickles are sniffed only up to this size."""
 

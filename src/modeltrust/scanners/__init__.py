@@ -9,6 +9,7 @@ from .data import PlainDataScanner, UnverifiedScanner
 from .numpy import NumpyScanner
 from .pickle_file import PickleScanner
 from .pytorch import LegacyTorchScanner
+from .safetensors import SafetensorsScanner
 
 
 def default_scanners() -> tuple[Scanner, ...]:
@@ -19,6 +20,7 @@ def default_scanners() -> tuple[Scanner, ...]:
         TarScanner(),
         NumpyScanner(),
         CompressedScanner(),
+        SafetensorsScanner(),
         PlainDataScanner(),
     )
 
