@@ -41,8 +41,9 @@ setup(
         "modeltrust.rules",
         "modeltrust.rules.pickle",
         "modeltrust.rules.policies",
+        "modeltrust.rules.code",
     ],
     # The rules live at the top of the repository and ship inside the package.
     package_dir={"": "src", "modeltrust.rules": "rules"},
-    package_data={f"modeltrust.rules{sub}": ["*.yaml"] for sub in ("", ".pickle", ".policies")},
+    package_data={f"modeltrust.rules{sub}": ["*.yaml"] for sub in ("", ".pickle", ".policies", ".code")},
 )

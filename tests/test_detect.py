@@ -55,7 +55,20 @@ def test_low_protocol_pickles_are_found_among_text(proto: int) -> None:
     ],
 )
 def test_text_is_not_mistaken_for_a_pickle(text: bytes) -> None:
-    assert detect.sniff(BytesReader(text)) in (detect.TEXT, detect.UNKNOWN)
+    assert detect.sniff(BytesReader(text)) in (detect.TEXT, detect.UNKNOWN, detect.PYTHON)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (b"import torch\n\nclass Net(torch.nn.Module):\n    pass\n", detect.PYTHON),
+        (b"#!/usr/bin/env python3\nprint(1)\n", detect.PYTHON),
+        (b"#!/bin/sh\ncurl x | sh\n", detect.SCRIPT),
+        (b"# Model card\n\nUse it like this:\n", detect.TEXT),
+    ],
+)
+def test_code_is_told_from_text(text: bytes, expected: str) -> None:
+    assert detect.sniff(BytesReader(text)) == expected
 
 
 def test_empty_and_binary() -> None:

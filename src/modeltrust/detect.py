@@ -32,6 +32,8 @@ ELF = "elf"
 PE = "pe"
 MACHO = "mach-o"
 JSON = "json"
+PYTHON = "python"
+SCRIPT = "script"
 TEXT = "text"
 EMPTY = "empty"
 UNKNOWN = "unknown"
@@ -45,10 +47,14 @@ SQLITE = "sqlite"
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
 # Data formats that loaders read without running code.
-PLAIN_DATA = {JSON, TEXT, PNG, JPEG, GIF, PDF, PARQUET, SQLITE, EMPTY}
+PLAIN_DATA = {TEXT, PNG, JPEG, GIF, PDF, PARQUET, SQLITE, EMPTY}
 
 _TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _IDENT = re.compile(rb"^[A-Za-z_][\w.]*$")
+# Lines that start Python statements (the scanner confirms with ast.parse).
+_PYTHON_LINE = re.compile(
+    r"^(?:from\s+[\w.]+\s+import\s|import\s+[\w.]+|def\s+\w+\s*\(|class\s+\w+\s*[(:])", re.M
+)
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x93NUMPY", NUMPY),
@@ -176,4 +182,8 @@ def _sniff_text(head: bytes) -> str:
         return UNKNOWN
     if stripped[:1] in (b"{", b"["):
         return JSON
+    if text.startswith("#!"):
+        return PYTHON if "python" in text.split("\n", 1)[0] else SCRIPT
+    if _PYTHON_LINE.search(text):
+        return PYTHON
     return TEXT

@@ -126,6 +126,8 @@ class RuleSet:
 
     rules: dict[str, Rule] = field(default_factory=dict)
     deny: list[tuple[ImportPattern, Rule]] = field(default_factory=list)
+    code_deny: list[tuple[ImportPattern, Rule]] = field(default_factory=list)
+    """Calls in shipped Python code (rules/code/deny.yaml)."""
     allow: list[AllowEntry] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     digest: str = ""
@@ -162,6 +164,13 @@ class RuleSet:
                 if _allow_matches(entry.pattern, mod, attr):
                     return ImportVerdict(Verdict.ALLOWED, None, entry.reason)
         return ImportVerdict(Verdict.UNKNOWN)
+
+    def classify_code_call(self, module: str, name: str) -> Rule | None:
+        """The code-deny rule a call to module.name matches, if any."""
+        for pattern, rule in self.code_deny:
+            if _deny_matches(pattern, module, name):
+                return rule
+        return None
 
     def is_allowed(self, module: str, name: str) -> bool:
         return self.classify(module, name).verdict is Verdict.ALLOWED
@@ -224,15 +233,15 @@ def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) 
         raise RulesError(f"rules file {path}: unknown keys {sorted(unknown)}")
     kind = data.get("kind")
     source = str(path)
-    if kind in ("builtin", "pickle-deny"):
+    if kind in ("builtin", "pickle-deny", "code-deny"):
+        target = {"pickle-deny": ruleset.deny, "code-deny": ruleset.code_deny}.get(str(kind))
         for raw in data.get("rules") or []:
             rule = _parse_rule(raw, source)
-            if kind == "pickle-deny" and not rule.patterns:
+            if target is not None and not rule.patterns:
                 raise RulesError(f"{source}: deny rule {rule.id!r} needs a 'match' list")
             ruleset.rules[rule.id] = rule
-            if kind == "pickle-deny":
-                for text in rule.patterns:
-                    ruleset.deny.append((ImportPattern.parse(text), rule))
+            if target is not None:
+                target.extend((ImportPattern.parse(text), rule) for text in rule.patterns)
     elif kind == "pickle-allow":
         for group in data.get("groups") or []:
             if not isinstance(group, dict) or set(group) - _GROUP_KEYS:
@@ -248,7 +257,7 @@ def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) 
     else:
         raise RulesError(
             f"rules file {path}: unknown kind {kind!r}",
-            hint="expected builtin, pickle-deny or pickle-allow",
+            hint="expected builtin, pickle-deny, pickle-allow or code-deny",
         )
     ruleset.sources.append(source)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .archive import TarScanner, ZipScanner
 from .base import ScanContext, Scanner
+from .code import ExecutableScanner, JsonConfigScanner, PythonScanner, ScriptScanner
 from .compressed import CompressedScanner
 from .data import PlainDataScanner, UnverifiedScanner
 from .numpy import NumpyScanner
@@ -22,6 +23,10 @@ def default_scanners() -> tuple[Scanner, ...]:
         CompressedScanner(),
         SafetensorsScanner(),
         PlainDataScanner(),
+        PythonScanner(),
+        ScriptScanner(),
+        ExecutableScanner(),
+        JsonConfigScanner(),
     )
 
 
