@@ -7,6 +7,7 @@ from .base import ScanContext, Scanner
 from .code import ExecutableScanner, JsonConfigScanner, PythonScanner, ScriptScanner
 from .compressed import CompressedScanner
 from .data import PlainDataScanner, UnverifiedScanner
+from .gguf import GGUFScanner
 from .numpy import NumpyScanner
 from .pickle_file import PickleScanner
 from .pytorch import LegacyTorchScanner
@@ -22,6 +23,7 @@ def default_scanners() -> tuple[Scanner, ...]:
         NumpyScanner(),
         CompressedScanner(),
         SafetensorsScanner(),
+        GGUFScanner(),
         PlainDataScanner(),
         PythonScanner(),
         ScriptScanner(),

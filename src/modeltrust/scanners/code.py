@@ -163,6 +163,20 @@ class JsonConfigScanner:
         if isinstance(data, dict):
             self._auto_map(data, location, ctx)
             self._weight_map(data, location, ctx)
+            self._chat_template(data, location, ctx)
+
+    def _chat_template(self, data: dict[str, Any], location: Location, ctx: ScanContext) -> None:
+        """tokenizer_config.json: a template string, or a list of named ones."""
+        value = data.get("chat_template")
+        templates: list[object] = [value] if isinstance(value, str) else []
+        if isinstance(value, list):
+            templates = [t.get("template") for t in value if isinstance(t, dict)]
+        if any(isinstance(t, str) for t in templates):
+            from .template import check_template
+
+            for template in templates:
+                if isinstance(template, str):
+                    check_template(template, location, ctx, self.name)
 
     def _auto_map(self, data: dict[str, Any], location: Location, ctx: ScanContext) -> None:
         targets = _auto_map_targets(data.get("auto_map"))
