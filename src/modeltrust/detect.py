@@ -43,6 +43,7 @@ GIF = "gif"
 PDF = "pdf"
 PARQUET = "parquet"
 SQLITE = "sqlite"
+ONNX = "onnx"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
@@ -86,9 +87,29 @@ def sniff(reader: ByteReader) -> str:
         return EMPTY
     head = reader.read_at(0, HEAD_SIZE)
     fmt = sniff_head(head, reader.size)
+    if fmt == UNKNOWN and head[:1] == b"\x08" and _is_onnx(reader):
+        return ONNX
     if fmt == UNKNOWN and _has_zip_directory(reader):
         return ZIP  # an archive behind a prefix (self-extractor, script header)
     return fmt
+
+
+def _is_onnx(reader: ByteReader) -> bool:
+    """ONNX has no magic: a ModelProto starts with ir_version (field 1) and
+    carries opset_import or graph among its first fields."""
+    from .scanners.protowire import Message, WireError
+
+    if not 1 <= reader.read_at(1, 1)[0] <= 15:
+        return False
+    seen: set[int] = set()
+    try:
+        for index, field in enumerate(Message(reader).fields()):
+            seen.add(field.number)
+            if field.number in (7, 8) or index > 12:
+                break
+    except WireError:
+        return False
+    return bool(seen & {7, 8}) and seen <= set(range(1, 26))
 
 
 def _has_zip_directory(reader: ByteReader) -> bool:

@@ -9,6 +9,7 @@ from .compressed import CompressedScanner
 from .data import PlainDataScanner, UnverifiedScanner
 from .gguf import GGUFScanner
 from .numpy import NumpyScanner
+from .onnx import OnnxScanner
 from .pickle_file import PickleScanner
 from .pytorch import LegacyTorchScanner
 from .safetensors import SafetensorsScanner
@@ -24,6 +25,7 @@ def default_scanners() -> tuple[Scanner, ...]:
         CompressedScanner(),
         SafetensorsScanner(),
         GGUFScanner(),
+        OnnxScanner(),
         PlainDataScanner(),
         PythonScanner(),
         ScriptScanner(),

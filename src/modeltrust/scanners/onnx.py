@@ -1,0 +1,187 @@
+"""ONNX models, walked as protobuf without importing onnx or onnxruntime:
+external-data paths that leave the model folder, operators from custom
+domains (native code the runtime must load), unknown opsets, model-local
+functions. Initializer bytes are skipped, never read; nesting (subgraphs in
+If/Loop/Scan attributes, functions) is bounded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..findings import Location
+from ..reader import ByteReader
+from .base import ScanContext
+from .protowire import LEN, Field, Message, WireError
+
+SCANNER = "onnx"
+MAX_GRAPH_DEPTH = 16
+MAX_NODES = 2_000_000
+# Operator domains the standard runtimes implement themselves.
+STANDARD_DOMAINS = {
+    "",
+    "ai.onnx",
+    "ai.onnx.ml",
+    "ai.onnx.training",
+    "ai.onnx.preview.training",
+    "com.microsoft",
+    "com.microsoft.nchwc",
+    "com.microsoft.experimental",
+    "com.ms.internal.nhwc",
+    "org.pytorch.aten",
+}
+MAX_KNOWN_OPSET = {"": 30, "ai.onnx": 30, "ai.onnx.ml": 10}
+
+# ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, FunctionProto field numbers.
+MODEL_GRAPH, MODEL_OPSET, MODEL_FUNCTIONS, MODEL_TRAINING = 7, 8, 25, 20
+GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+NODE_OP_TYPE, NODE_DOMAIN, NODE_ATTRIBUTE = 4, 7, 5
+ATTR_T, ATTR_G, ATTR_TENSORS, ATTR_GRAPHS = 5, 6, 10, 11
+TENSOR_NAME, TENSOR_EXTERNAL = 8, 13
+FUNCTION_NAME, FUNCTION_NODE, FUNCTION_DOMAIN = 1, 7, 10
+
+
+def _is_escaping(path: str) -> bool:
+    normalised = path.replace("\\", "/")
+    return normalised.startswith("/") or path[1:2] == ":" or ".." in normalised.split("/")
+
+
+@dataclass
+class _Walk:
+    location: Location
+    ctx: ScanContext
+    nodes: int = 0
+    custom_ops: dict[str, int] = field(default_factory=dict)
+
+    def tensor(self, msg: Message) -> None:
+        name, location = "", ""
+        for f in msg.fields():
+            if f.number == TENSOR_NAME and f.wire_type == LEN:
+                name = msg.text(f, 256)
+            elif f.number == TENSOR_EXTERNAL and f.wire_type == LEN:
+                key = value = ""
+                entry = msg.sub(f)
+                for kv in entry.fields():
+                    if kv.wire_type == LEN and kv.number in (1, 2):
+                        key, value = (entry.text(kv), value) if kv.number == 1 else (key, entry.text(kv))
+                if key == "location" and value:
+                    location = value
+        if location and _is_escaping(location):
+            self.ctx.report(
+                "onnx-external-data",
+                self.location.at(msg.start),
+                f"tensor {name!r} reads external data from {location!r}, outside the model folder",
+                SCANNER,
+                subject=location,
+            )
+
+    def node(self, msg: Message, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise WireError(f"more than {MAX_NODES} nodes", msg.start)
+        op_type = domain = ""
+        for f in msg.fields():
+            if f.wire_type != LEN:
+                continue
+            if f.number == NODE_OP_TYPE:
+                op_type = msg.text(f, 256)
+            elif f.number == NODE_DOMAIN:
+                domain = msg.text(f, 256)
+            elif f.number == NODE_ATTRIBUTE:
+                self.attribute(msg.sub(f), depth)
+        if domain not in STANDARD_DOMAINS:
+            self.custom_ops[f"{domain}::{op_type}"] = self.custom_ops.get(f"{domain}::{op_type}", 0) + 1
+
+    def attribute(self, msg: Message, depth: int) -> None:
+        for f in msg.fields():
+            if f.wire_type != LEN:
+                continue
+            if f.number in (ATTR_G, ATTR_GRAPHS):
+                self.graph(msg.sub(f), depth + 1)
+            elif f.number in (ATTR_T, ATTR_TENSORS):
+                self.tensor(msg.sub(f))
+
+    def graph(self, msg: Message, depth: int) -> None:
+        if depth > MAX_GRAPH_DEPTH:
+            raise WireError(f"subgraphs nest deeper than {MAX_GRAPH_DEPTH}", msg.start)
+        for f in msg.fields():
+            if f.wire_type != LEN:
+                continue
+            if f.number == GRAPH_NODE:
+                self.node(msg.sub(f), depth)
+            elif f.number == GRAPH_INITIALIZER:
+                self.tensor(msg.sub(f))
+            elif f.number == GRAPH_SPARSE_INITIALIZER:
+                for part in msg.sub(f).fields():  # SparseTensorProto: values (1), indices (2)
+                    if part.wire_type == LEN and part.number in (1, 2):
+                        self.tensor(msg.sub(f).sub(part))
+
+    def function(self, msg: Message, depth: int) -> str:
+        name = domain = ""
+        for f in msg.fields():
+            if f.wire_type != LEN:
+                continue
+            if f.number == FUNCTION_NAME:
+                name = msg.text(f, 256)
+            elif f.number == FUNCTION_DOMAIN:
+                domain = msg.text(f, 256)
+            elif f.number == FUNCTION_NODE:
+                self.node(msg.sub(f), depth)
+        return f"{domain}::{name}"
+
+
+class OnnxScanner:
+    name = SCANNER
+    formats = ("onnx",)
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        walk = _Walk(location, ctx)
+        model = Message(reader)
+        functions: list[str] = []
+        try:
+            for f in model.fields():
+                if f.wire_type != LEN:
+                    continue
+                if f.number == MODEL_GRAPH:
+                    walk.graph(model.sub(f), 0)
+                elif f.number == MODEL_OPSET:
+                    self._opset(model, f, location, ctx)
+                elif f.number == MODEL_FUNCTIONS:
+                    functions.append(walk.function(model.sub(f), 0))
+        except WireError as exc:
+            ctx.report("onnx-malformed", location.at(exc.offset), f"ONNX protobuf: {exc}", SCANNER)
+            return
+        for op, count in sorted(walk.custom_ops.items()):
+            ctx.report(
+                "onnx-custom-op",
+                location,
+                f"{count} node(s) use custom operator {op}; the runtime must load native code for it",
+                SCANNER,
+                subject=op,
+            )
+        if functions:
+            ctx.report(
+                "onnx-functions",
+                location,
+                f"model defines {len(functions)} local function(s): {', '.join(functions[:5])}",
+                SCANNER,
+                subject=functions[0],
+            )
+
+    @staticmethod
+    def _opset(model: Message, f: Field, location: Location, ctx: ScanContext) -> None:
+        domain, version = "", 0
+        sub = model.sub(f)
+        for part in sub.fields():
+            if part.number == 1 and part.wire_type == LEN:
+                domain = sub.text(part, 256)
+            elif part.number == 2:
+                version = part.value
+        limit = MAX_KNOWN_OPSET.get(domain)
+        if (limit is not None and version > limit) or (domain not in STANDARD_DOMAINS):
+            ctx.report(
+                "onnx-unusual-opset",
+                location,
+                f"imports opset {domain or 'ai.onnx'} version {version}",
+                SCANNER,
+                subject=f"{domain}:{version}",
+            )
