@@ -99,7 +99,8 @@ def _is_onnx(reader: ByteReader) -> bool:
     carries opset_import or graph among its first fields."""
     from .scanners.protowire import Message, WireError
 
-    if not 1 <= reader.read_at(1, 1)[0] <= 15:
+    version = reader.read_at(1, 1)
+    if not version or not 1 <= version[0] <= 15:
         return False
     seen: set[int] = set()
     try:

@@ -63,7 +63,12 @@ def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, regist
 
     An exception inside a scanner becomes a finding for this file (fail closed).
     """
-    fmt = detect.sniff(reader)
+    try:
+        fmt = detect.sniff(reader)
+    except Exception as exc:  # noqa: BLE001 - a detection bug must not end the scan
+        ctx.report("scan-error", location, f"format detection failed: {type(exc).__name__}: {exc}", "detect")
+        return ctx.covered_by.setdefault(str(location), "none")
+    ctx.formats[str(location)] = fmt
     scanner = registry.for_format(fmt)
     name = scanner.name if scanner is not None else registry.fallback.name
     try:
@@ -136,8 +141,8 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
             artifacts.append(Artifact(item.display, item.size, detect.UNKNOWN, "none"))
             continue
         with reader:
-            fmt = detect.sniff(reader)
             covered = scan_reader(reader, location, ctx, registry)
+            fmt = ctx.formats.get(str(location), detect.UNKNOWN)
             digest = sha256_of(reader) if config.hash_files else None
         artifacts.append(Artifact(item.display, reader.size, fmt, covered, digest))
     findings.sort(key=Finding.sort_key)

@@ -40,6 +40,8 @@ class ScanContext:
     deep: bool = False
     """Also ask fickling for a second opinion on each pickle."""
     covered_by: dict[str, str] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
+    """location text -> detected format."""
     """location text -> scanner name, for every nested member scanned."""
 
     def report(
@@ -66,7 +68,14 @@ class ScanContext:
 
     def deeper(self) -> ScanContext:
         return ScanContext(
-            self.rules, self.limits, self.findings, self.nested, self.depth + 1, self.deep, self.covered_by
+            self.rules,
+            self.limits,
+            self.findings,
+            self.nested,
+            self.depth + 1,
+            self.deep,
+            self.covered_by,
+            self.formats,
         )
 
     def scan_member(self, reader: ByteReader, location: Location, scanner: str) -> str | None:
