@@ -8,6 +8,7 @@ from .code import ExecutableScanner, JsonConfigScanner, PythonScanner, ScriptSca
 from .compressed import CompressedScanner
 from .data import PlainDataScanner, UnverifiedScanner
 from .gguf import GGUFScanner
+from .keras import Hdf5Scanner
 from .numpy import NumpyScanner
 from .onnx import OnnxScanner
 from .pickle_file import PickleScanner
@@ -26,6 +27,7 @@ def default_scanners() -> tuple[Scanner, ...]:
         SafetensorsScanner(),
         GGUFScanner(),
         OnnxScanner(),
+        Hdf5Scanner(),
         PlainDataScanner(),
         PythonScanner(),
         ScriptScanner(),

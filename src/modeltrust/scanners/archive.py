@@ -10,7 +10,7 @@ from ..findings import Location
 from ..reader import ByteReader, SliceReader, TooLarge
 from ..sources.tararchive import TarFormatError, iter_tar
 from ..sources.ziparchive import STORED, ZipArchive, ZipFormatError, ZipMember, crc_matches, read_zip
-from . import pytorch
+from . import keras, pytorch
 from .base import ScanContext
 
 ZIP_SCANNER = "zip"
@@ -111,6 +111,9 @@ class ZipScanner:
         if pytorch.is_torch_zip(names):
             ctx.covered_by[str(location)] = pytorch.SCANNER
             pytorch.scan_torch_zip(archive, location, ctx)
+        elif keras.is_keras_zip(names):
+            ctx.covered_by[str(location)] = keras.SCANNER
+            keras.scan_keras_zip(archive, location, ctx)
         else:
             for member in archive.members:
                 if member.is_dir:

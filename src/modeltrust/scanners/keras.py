@@ -1,0 +1,195 @@
+"""Keras models: the `.keras` zip (config.json) and legacy HDF5 files (the
+`model_config` attribute). The architecture JSON is walked for layers that
+carry code: Lambda layers (marshalled bytecode or source), TFOpLambda calls
+to TensorFlow ops that touch files or run Python, custom objects from
+modules outside Keras, and switches that turn safe_mode off."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from ..findings import Location
+from ..reader import ByteReader, TooLarge, read_all
+from ..sources.ziparchive import ZipArchive
+from .base import ScanContext
+
+SCANNER = "keras"
+MAX_CONFIG = 64 << 20
+MAX_DEPTH = 200
+# Packages whose layers are deserialised without custom code.
+KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "keras_hub", "keras_nlp", "keras_cv")
+# TensorFlow ops a TFOpLambda may name that reach outside the model.
+DANGEROUS_TF_OPS = ("io.write_file", "io.read_file", "io.gfile", "py_function", "numpy_function", "py_func",
+                    "compat.v1.py_func", "debugging.experimental", "summary.create_file_writer")  # fmt: skip
+
+
+def is_keras_zip(names: list[str]) -> bool:
+    return "config.json" in names and "metadata.json" in names
+
+
+def _is_lambda(obj: dict[str, Any]) -> bool:
+    return obj.get("class_name") in ("Lambda", "__lambda__") or obj.get("function_type") == "lambda"
+
+
+def _walk(node: object, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Every JSON object in the config, bounded in depth; the inside of a
+    Lambda layer is not descended into (the layer is one finding)."""
+    if depth > MAX_DEPTH:
+        raise RecursionError("config nests too deeply")
+    if isinstance(node, dict):
+        yield node
+        if _is_lambda(node):
+            return
+        for value in node.values():
+            yield from _walk(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value, depth + 1)
+
+
+def _layer_name(obj: dict[str, Any]) -> str:
+    config = obj.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    return str(name or obj.get("class_name"))
+
+
+def check_config(config: object, location: Location, ctx: ScanContext) -> None:
+    """Report the code-carrying constructs of a Keras architecture JSON."""
+    try:
+        objects = list(_walk(config))
+    except RecursionError:
+        ctx.report("keras-malformed", location, "Keras config nests too deeply to analyse", SCANNER)
+        return
+    for obj in objects:
+        class_name = obj.get("class_name")
+        raw_inner = obj.get("config")
+        inner: dict[str, Any] = raw_inner if isinstance(raw_inner, dict) else {}
+        if _is_lambda(obj):
+            ctx.report(
+                "keras-lambda",
+                location,
+                f"Lambda layer {_layer_name(obj)!r} carries Python code (marshalled bytecode or source) "
+                "that runs when the model is loaded or called",
+                SCANNER,
+                subject=_layer_name(obj),
+            )
+        elif class_name == "TFOpLambda":
+            function = str(inner.get("function", ""))
+            if function.startswith(DANGEROUS_TF_OPS) or "py_func" in function:
+                ctx.report(
+                    "keras-dangerous-op",
+                    location,
+                    f"TFOpLambda layer {_layer_name(obj)!r} calls tf.{function}",
+                    SCANNER,
+                    subject=function,
+                )
+        module = obj.get("module")
+        if isinstance(module, str) and isinstance(class_name, str) and not module.startswith(KERAS_MODULES):
+            ctx.report(
+                "keras-custom-object",
+                location,
+                f"{class_name} comes from module {module!r}; loading imports and runs that code",
+                SCANNER,
+                subject=f"{module}.{class_name}",
+            )
+        if obj.get("safe_mode") is False:
+            ctx.report("keras-unsafe-mode", location, "config sets safe_mode to false", SCANNER)
+
+
+def _parse(raw: bytes, location: Location, ctx: ScanContext) -> object | None:
+    try:
+        parsed: object = json.loads(raw.decode("utf-8"))
+        return parsed
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        ctx.report("keras-malformed", location, f"Keras config is not valid JSON: {exc}", SCANNER)
+        return None
+
+
+def scan_keras_zip(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
+    from .archive import open_zip_member
+
+    for member in archive.members:
+        if member.is_dir:
+            continue
+        reader = open_zip_member(archive, member, location, ctx)
+        if reader is None:
+            continue
+        where = location.within(member.name)
+        if member.name == "config.json":
+            try:
+                config = _parse(read_all(reader, MAX_CONFIG), where, ctx)
+            except TooLarge:
+                ctx.report("scan-unverified", where, f"config over {MAX_CONFIG} bytes", SCANNER)
+                continue
+            if config is not None:
+                check_config(config, where, ctx)
+        else:
+            ctx.scan_member(reader, where, SCANNER)
+
+
+class _ReaderFile:
+    """A read-only, seekable file object over a ByteReader, for h5py."""
+
+    def __init__(self, reader: ByteReader) -> None:
+        self.reader = reader
+        self.pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.reader.size - self.pos if size < 0 else size
+        data = self.reader.read_at(self.pos, size)
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.reader.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+
+class Hdf5Scanner:
+    """HDF5 files: Keras (legacy) stores the architecture in the root
+    attributes `model_config` and `training_config`; weights are never read."""
+
+    name = "hdf5"
+    formats = ("hdf5",)
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        try:
+            import h5py
+        except ImportError:
+            ctx.report(
+                "scan-unverified", location, "HDF5 support is not installed (pip install h5py)", self.name
+            )
+            return
+        try:
+            with h5py.File(_ReaderFile(reader), "r") as handle:
+                attrs = {k: handle.attrs[k] for k in ("model_config", "training_config") if k in handle.attrs}
+        except Exception as exc:  # noqa: BLE001 - h5py raises many types for corrupt files
+            ctx.report(
+                "keras-malformed", location, f"HDF5 file cannot be read: {type(exc).__name__}", self.name
+            )
+            return
+        for key, value in attrs.items():
+            raw = value if isinstance(value, bytes) else str(value).encode()
+            if len(raw) > MAX_CONFIG:
+                ctx.report("scan-unverified", location, f"{key} over {MAX_CONFIG} bytes", self.name)
+                continue
+            config = _parse(raw, location.within(f"@{key}"), ctx)
+            if config is not None:
+                check_config(config, location.within(f"@{key}"), ctx)
