@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import tarfile
@@ -175,3 +176,13 @@ def test_lz4_frame_stream(tmp_path: Path) -> None:
     data = lz4_frame.compress(pickle.dumps(Payload()))
     report = scan_bytes(tmp_path, data)
     assert report.artifacts[0].format == "lz4" and "pickle-os-command" in rule_ids(report)
+
+
+def test_total_decompression_budget_spans_members(tmp_path: Path) -> None:
+    members = {f"part{i}.bin": os.urandom(2 << 20) for i in range(5)}  # 10 MiB in all
+    path = tmp_path / "many.zip"
+    path.write_bytes(make_zip(members, zipfile.ZIP_DEFLATED))
+    limits = Limits(max_total_decompressed_bytes=5 << 20)
+    report = scan(ScanConfig(targets=(str(path),), limits=limits))
+    limited = [f for f in report.findings if f.rule_id == "archive-limit"]
+    assert limited and len(limited) < 5

@@ -18,6 +18,8 @@ class Limits:
     """Pickle bytes walked per stream (time: roughly 0.1-0.2 s per MB of opcodes)."""
     max_decompressed_bytes: int = 4 * GiB
     """Output of one decompression (spooled to a temp file, not memory)."""
+    max_total_decompressed_bytes: int = 16 * GiB
+    """Output of all decompressions in one scan (nested archives add up)."""
     max_compression_ratio: float = 1000.0
     max_members: int = 200_000
     max_depth: int = 8

@@ -44,6 +44,7 @@ PDF = "pdf"
 PARQUET = "parquet"
 SQLITE = "sqlite"
 ONNX = "onnx"
+SAVEDMODEL = "tf-savedmodel"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
@@ -89,6 +90,8 @@ def sniff(reader: ByteReader) -> str:
     fmt = sniff_head(head, reader.size)
     if fmt == UNKNOWN and head[:1] == b"\x08" and _is_onnx(reader):
         return ONNX
+    if fmt == UNKNOWN and head[:3] == b"\x08\x01\x12":
+        return SAVEDMODEL  # schema_version 1, then meta_graphs
     if fmt == UNKNOWN and _has_zip_directory(reader):
         return ZIP  # an archive behind a prefix (self-extractor, script header)
     return fmt

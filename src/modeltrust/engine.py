@@ -18,6 +18,7 @@ from .findings import Artifact, Finding, Location, ScanReport
 from .reader import ByteReader, FileReader, iter_chunks
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext
+from .scanners.base import Budget
 
 ProgressCallback = Callable[[str, int], None]
 """Called before each file with (display path, size in bytes)."""
@@ -129,10 +130,11 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
     def nested(reader: ByteReader, location: Location, ctx: ScanContext) -> str:
         return scan_reader(reader, location, ctx, registry)
 
+    budget = Budget(config.limits.max_total_decompressed_bytes)
     for item in expand_targets(config.targets):
         if progress is not None:
             progress(item.display, item.size)
-        ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep)
+        ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep, budget=budget)
         location = Location(item.display)
         try:
             reader = FileReader(item.path)

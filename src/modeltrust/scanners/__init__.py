@@ -14,6 +14,7 @@ from .onnx import OnnxScanner
 from .pickle_file import PickleScanner
 from .pytorch import LegacyTorchScanner
 from .safetensors import SafetensorsScanner
+from .savedmodel import SavedModelScanner
 
 
 def default_scanners() -> tuple[Scanner, ...]:
@@ -28,6 +29,7 @@ def default_scanners() -> tuple[Scanner, ...]:
         GGUFScanner(),
         OnnxScanner(),
         Hdf5Scanner(),
+        SavedModelScanner(),
         PlainDataScanner(),
         PythonScanner(),
         ScriptScanner(),

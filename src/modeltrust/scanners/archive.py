@@ -75,7 +75,10 @@ def open_zip_member(
         )
         return None
     try:
-        return archive.open_member(member, limits.max_decompressed_bytes, limits.max_compression_ratio)
+        reader = archive.open_member(member, ctx.inflate_limit(member.compressed_size))
+        if member.method != STORED and ctx.budget is not None:
+            ctx.budget.spend(reader.size)
+        return reader
     except TooLarge as exc:
         ctx.report("archive-limit", where, f"member not scanned: {exc} (possible zip bomb)", ZIP_SCANNER)
     except ZipFormatError as exc:

@@ -30,6 +30,16 @@ class Scanner(Protocol):
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None: ...
 
 
+class Budget:
+    """Bytes all decompressions of one scan may still produce (shared by nested contexts)."""
+
+    def __init__(self, total: int) -> None:
+        self.remaining = total
+
+    def spend(self, amount: int) -> None:
+        self.remaining = max(0, self.remaining - amount)
+
+
 @dataclass
 class ScanContext:
     rules: RuleSet
@@ -42,6 +52,18 @@ class ScanContext:
     covered_by: dict[str, str] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
     """location text -> detected format."""
+    budget: Budget | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is None:
+            self.budget = Budget(self.limits.max_total_decompressed_bytes)
+
+    def inflate_limit(self, compressed_size: int) -> int:
+        """How much one decompression may produce: per-stream, ratio and total bounds."""
+        assert self.budget is not None
+        by_ratio = int(max(compressed_size, 1) * self.limits.max_compression_ratio)
+        return min(self.limits.max_decompressed_bytes, by_ratio, self.budget.remaining)
+
     """location text -> scanner name, for every nested member scanned."""
 
     def report(
@@ -76,6 +98,7 @@ class ScanContext:
             self.deep,
             self.covered_by,
             self.formats,
+            self.budget,
         )
 
     def scan_member(self, reader: ByteReader, location: Location, scanner: str) -> str | None:

@@ -108,8 +108,7 @@ class CompressedScanner:
         fmt = fmt or sniff(reader)
         make = _ENGINES["zlib" if fmt == "joblib-zlib" else fmt]
         skip = _joblib_zf_offset(reader) if fmt == "joblib-zlib" else 0
-        limits = ctx.limits
-        limit = min(limits.max_decompressed_bytes, int(max(reader.size, 1) * limits.max_compression_ratio))
+        limit = ctx.inflate_limit(reader.size)
         where = location.within(f"<{fmt} stream>")
         try:
             inner = SpooledReader(_inflate(reader, make, skip), limit)
@@ -126,5 +125,7 @@ class CompressedScanner:
                 raise
             ctx.report("archive-malformed", location, f"{fmt} stream is corrupt: {exc}", SCANNER)
             return
+        if ctx.budget is not None:
+            ctx.budget.spend(inner.size)
         with inner:
             ctx.scan_member(inner, where, SCANNER)

@@ -85,17 +85,16 @@ class ZipArchive:
             self.problems.append(f"member {member.name!r} is named {local_name!r} in its local header")
         return member.header_offset + _LOCAL_STRUCT.size + name_len + extra_len
 
-    def open_member(self, member: ZipMember, max_size: int, max_ratio: float) -> ByteReader:
+    def open_member(self, member: ZipMember, limit: int) -> ByteReader:
         """A reader over the member's uncompressed bytes.
 
         Stored members are a window on the archive (no copy); deflated ones are
-        inflated into a temp file, bounded in size and compression ratio.
+        inflated into a temp file of at most `limit` bytes.
         """
         raw = SliceReader(self.reader, self.data_offset(member), member.compressed_size)
         if member.method == STORED:
             return raw
         if member.method == DEFLATED:
-            limit = min(max_size, int(max(member.compressed_size, 1) * max_ratio))
             return SpooledReader(_inflate(raw), limit)
         raise ZipFormatError(f"member {member.name!r} uses compression method {member.method}")
 
