@@ -186,3 +186,14 @@ def test_total_decompression_budget_spans_members(tmp_path: Path) -> None:
     report = scan(ScanConfig(targets=(str(path),), limits=limits))
     limited = [f for f in report.findings if f.rule_id == "archive-limit"]
     assert limited and len(limited) < 5
+
+
+def test_7z_members_are_scanned(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr", reason="7z support is an optional extra")
+    path = tmp_path / "model.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        archive.writestr(pickle.dumps(Payload()), "weights/model.pkl")
+        archive.writestr(b"# card\n", "README.md")
+    report = scan(ScanConfig(targets=(str(path),)))
+    finding = next(f for f in report.findings if f.rule_id == "pickle-os-command")
+    assert finding.location.members == ("weights/model.pkl",)

@@ -9,6 +9,7 @@ pickle walker uses to index bytes without copying the file.
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 from collections.abc import Iterator
@@ -153,3 +154,33 @@ class SpooledReader(FileReader):
             os.close(fd)
             raise
         self._adopt(fd)
+
+
+class ReaderIO(io.RawIOBase):
+    """A read-only, seekable file object over a ByteReader, for libraries that
+    want one (h5py, py7zr). Wrap in io.BufferedReader for small reads."""
+
+    def __init__(self, reader: ByteReader) -> None:
+        super().__init__()
+        self._reader = reader
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._reader.read_at(self._pos, len(buffer))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._reader.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos

@@ -15,6 +15,7 @@ from .pickle_file import PickleScanner
 from .pytorch import LegacyTorchScanner
 from .safetensors import SafetensorsScanner
 from .savedmodel import SavedModelScanner
+from .sevenzip import SevenZipScanner
 
 
 def default_scanners() -> tuple[Scanner, ...]:
@@ -30,6 +31,7 @@ def default_scanners() -> tuple[Scanner, ...]:
         OnnxScanner(),
         Hdf5Scanner(),
         SavedModelScanner(),
+        SevenZipScanner(),
         PlainDataScanner(),
         PythonScanner(),
         ScriptScanner(),

@@ -6,12 +6,13 @@ modules outside Keras, and switches that turn safe_mode off."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
 from ..findings import Location
-from ..reader import ByteReader, TooLarge, read_all
+from ..reader import ByteReader, ReaderIO, TooLarge, read_all
 from ..sources.ziparchive import ZipArchive
 from .base import ScanContext
 
@@ -129,39 +130,6 @@ def scan_keras_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
             ctx.scan_member(reader, where, SCANNER)
 
 
-class _ReaderFile:
-    """A read-only, seekable file object over a ByteReader, for h5py."""
-
-    def __init__(self, reader: ByteReader) -> None:
-        self.reader = reader
-        self.pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.reader.size - self.pos if size < 0 else size
-        data = self.reader.read_at(self.pos, size)
-        self.pos += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: self.reader.size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-
 class Hdf5Scanner:
     """HDF5 files: Keras (legacy) stores the architecture in the root
     attributes `model_config` and `training_config`; weights are never read."""
@@ -178,7 +146,7 @@ class Hdf5Scanner:
             )
             return
         try:
-            with h5py.File(_ReaderFile(reader), "r") as handle:
+            with h5py.File(io.BufferedReader(ReaderIO(reader)), "r") as handle:
                 attrs = {k: handle.attrs[k] for k in ("model_config", "training_config") if k in handle.attrs}
         except Exception as exc:  # noqa: BLE001 - h5py raises many types for corrupt files
             ctx.report(
