@@ -14,9 +14,11 @@ class PlainDataScanner:
     formats = tuple(sorted(detect.PLAIN_DATA))
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        # Nothing to report: these formats do not execute on load. The report
-        # still lists the file and this scanner as what covered it.
-        return
+        # These formats do not execute on load; say what the file was, so that
+        # silence is never the only evidence.
+        fmt = ctx.formats.get(str(location), "data")
+        ctx.report("format-data", location, f"{fmt} data ({reader.size} bytes); nothing in it runs on load",
+                   self.name, subject=fmt)  # fmt: skip
 
 
 class UnverifiedScanner:
