@@ -21,6 +21,15 @@ EXIT_ERROR = 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+rules_option = click.option(
+    "--rules",
+    "rules_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Extra rules file or folder (YAML); repeatable.",
+)
+
+
 def handle_errors(func: F) -> F:
     """Turn ModelTrustError into one clear line and exit 2; -v shows the traceback."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import RulesError
-from .main import cache_dir, handle_errors
+from .main import cache_dir, handle_errors, rules_option
 
 
 @click.group()
@@ -14,13 +14,7 @@ def rules() -> None:
 
 
 @rules.command("list")
-@click.option(
-    "--rules",
-    "rules_files",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Extra rules file or folder (YAML); repeatable.",
-)
+@rules_option
 @handle_errors
 def list_rules(rules_files: tuple[str, ...]) -> None:
     """One line per rule: id, severity, title."""
@@ -34,13 +28,7 @@ def list_rules(rules_files: tuple[str, ...]) -> None:
 
 @rules.command("show")
 @click.argument("rule_id")
-@click.option(
-    "--rules",
-    "rules_files",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Extra rules file or folder (YAML); repeatable.",
-)
+@rules_option
 @handle_errors
 def show_rule(rule_id: str, rules_files: tuple[str, ...]) -> None:
     """Everything about one rule: why it matters, what it matches, references."""

@@ -9,7 +9,7 @@ import click
 
 from ..config import ScanConfig
 from ..findings import Severity
-from .main import EXIT_OK, EXIT_POLICY, cache_dir, handle_errors
+from .main import EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, rules_option
 
 SEVERITIES = [s.label for s in Severity]
 
@@ -65,13 +65,7 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     default=None,
     help="Exit 1 when a finding is at or above this severity (default: the policy's, medium).",
 )
-@click.option(
-    "--rules",
-    "rules_files",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Extra rules file or folder (YAML); repeatable.",
-)
+@rules_option
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
 @click.option("--deep", is_flag=True, help="Also run fickling's analysis on each pickle (slower).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
