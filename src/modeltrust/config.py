@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .findings import Severity
+from .sources.hub import HubSettings
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -41,3 +42,5 @@ class ScanConfig:
     hash_files: bool = False
     deep: bool = False
     """Cross-check pickles with fickling (slower; adds its verdict as findings)."""
+    hub: HubSettings | None = None
+    """How to reach the Hugging Face Hub; None: targets are local paths only."""

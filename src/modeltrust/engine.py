@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import __version__, detect
 from .config import ScanConfig
 from .errors import SourceError
-from .findings import Artifact, Finding, Location, ScanReport
+from .findings import Artifact, Finding, Location, ScanReport, Severity
 from .reader import ByteReader, FileReader, iter_chunks
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext
@@ -31,11 +32,13 @@ class LocalFile:
     display: str
     path: Path
     size: int
+    sha256: str | None = None
+    """Known already (verified against the Hub while fetching)."""
 
 
 def expand_targets(targets: tuple[str, ...]) -> list[LocalFile]:
-    """Files under each target, sorted; directories recurse, symlinked files are
-    followed (the Hugging Face cache links snapshots to blobs)."""
+    """Files under each local target, sorted; directories recurse, symlinked
+    files are followed (the Hugging Face cache links snapshots to blobs)."""
     files: list[LocalFile] = []
     for target in targets:
         path = Path(target)
@@ -52,7 +55,13 @@ def expand_targets(targets: tuple[str, ...]) -> list[LocalFile]:
 
 def _walk_dir(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        here = Path(dirpath)
+        # huggingface_hub keeps download metadata in <local_dir>/.cache/huggingface.
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in _SKIP_DIRS and not (d == ".cache" and (here / d / "huggingface").is_dir())
+        )
         for name in sorted(filenames):
             child = Path(dirpath) / name
             if child.is_file():
@@ -131,7 +140,8 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         return scan_reader(reader, location, ctx, registry)
 
     budget = Budget(config.limits.max_total_decompressed_bytes)
-    for item in expand_targets(config.targets):
+    items, snapshots = _gather(config, findings, ruleset)
+    for item in items:
         if progress is not None:
             progress(item.display, item.size)
         ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep, budget=budget)
@@ -145,8 +155,10 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         with reader:
             covered = scan_reader(reader, location, ctx, registry)
             fmt = ctx.formats.get(str(location), detect.UNKNOWN)
-            digest = sha256_of(reader) if config.hash_files else None
+            digest = item.sha256 or (sha256_of(reader) if config.hash_files else None)
         artifacts.append(Artifact(item.display, reader.size, fmt, covered, digest))
+    for snapshot in snapshots:
+        _compare_with_hub_scan(snapshot, findings, ruleset)
     findings.sort(key=Finding.sort_key)
     return ScanReport(
         artifacts=tuple(artifacts),
@@ -155,7 +167,99 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         duration_seconds=time.perf_counter() - started,
         tool_version=__version__,
         targets=config.targets,
+        sources=tuple(_source_record(s) for s in snapshots),
     )
+
+
+def _gather(config: ScanConfig, findings: list[Finding], rules: RuleSet) -> tuple[list[LocalFile], list[Any]]:
+    """Local files for every target: hub targets are resolved, fetched and
+    verified first (their problems become findings)."""
+    from .sources.hub import parse_target
+
+    settings = config.hub
+    items: list[LocalFile] = []
+    snapshots: list[Any] = []
+    for target in config.targets:
+        hub_target = parse_target(target, settings.assume_hub) if settings is not None else None
+        if hub_target is None:
+            items.extend(expand_targets((target,)))
+            continue
+        assert settings is not None
+        snapshot = fetch_snapshot(hub_target, settings)
+        snapshots.append(snapshot)
+        prefix = hub_target.uri(snapshot.commit)
+        for problem in snapshot.problems:
+            rule = rules.rule(problem.rule_id)
+            where = f"{prefix}/{problem.path}" if problem.path else prefix
+            findings.append(
+                Finding(
+                    rule.id,
+                    rule.severity,
+                    Location(where),
+                    problem.message,
+                    problem.subject,
+                    "hub",
+                    rule.references,
+                )
+            )
+        root = snapshot.local_dir
+        for entry in snapshot.selected(settings):
+            path = root / entry.path
+            if path.is_file():
+                items.append(
+                    LocalFile(f"{prefix}/{entry.path}", path, entry.size, snapshot.hashes.get(entry.path))
+                )
+    return items, snapshots
+
+
+def fetch_snapshot(target: Any, settings: Any, local_dir: str | None = None) -> Any:
+    """Resolve, download and verify one hub target (also used by `fetch`)."""
+    from .sources.hub import HubSource, repo_problems
+
+    source = HubSource(settings)
+    snapshot = source.resolve(target)
+    source.download(snapshot, local_dir)
+    source.verify(snapshot)
+    snapshot.problems.extend(repo_problems(snapshot))
+    return snapshot
+
+
+def _compare_with_hub_scan(snapshot: Any, findings: list[Finding], rules: RuleSet) -> None:
+    """Put the Hub's own per-file verdicts next to ours; flag disagreements."""
+    from .sources.hub import hub_scan_verdicts
+
+    verdicts = hub_scan_verdicts(snapshot)
+    if not verdicts:
+        return
+    prefix = snapshot.target.uri(snapshot.commit)
+    ours: dict[str, Severity] = {}
+    for finding in findings:
+        path = finding.location.path
+        ours[path] = max(ours.get(path, Severity.INFO), finding.severity)
+    rule = rules.rule("hub-scan-disagreement")
+    for path, verdict in sorted(verdicts.items()):
+        worst = ours.get(f"{prefix}/{path}")
+        if worst is None or worst < Severity.HIGH:
+            message = (
+                f"the Hub's scanner calls this file {verdict!r}; modeltrust found nothing high (review it)"
+            )
+            findings.append(
+                Finding(rule.id, rule.severity, Location(f"{prefix}/{path}"), message, verdict, "hub")
+            )
+
+
+def _source_record(snapshot: Any) -> dict[str, Any]:
+    target = snapshot.target
+    return {
+        "type": "huggingface",
+        "repo_type": target.repo_type,
+        "repo_id": target.repo_id,
+        "requested_revision": target.revision,
+        "commit": snapshot.commit,
+        "uri": target.uri(snapshot.commit),
+        "files": len(snapshot.files),
+        **snapshot.metadata,
+    }
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -95,6 +95,8 @@ class ScanReport:
     duration_seconds: float = 0.0
     tool_version: str = ""
     targets: tuple[str, ...] = field(default=())
+    sources: tuple[dict[str, object], ...] = field(default=())
+    """Where remote targets came from: repo, requested revision, commit, metadata."""
 
     @property
     def max_severity(self) -> Severity | None:

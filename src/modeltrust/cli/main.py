@@ -69,10 +69,31 @@ def cache_dir() -> Path | None:
     return Path(base) / "modeltrust"
 
 
+def hub_settings(
+    assume_hub: bool = False, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> Any:
+    """Hub access as the environment configures it (HF_ENDPOINT, HF_TOKEN,
+    HF_HUB_OFFLINE; HF_HOME and HF_HUB_CACHE are read by huggingface_hub)."""
+    from ..sources.hub import HubSettings
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    home = os.environ.get("HF_HOME")
+    return HubSettings(
+        endpoint=os.environ.get("HF_ENDPOINT") or None,
+        token=os.environ.get("HF_TOKEN") or None,
+        cache_dir=os.environ.get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None),
+        offline=offline,
+        include=include,
+        exclude=exclude,
+        assume_hub=assume_hub,
+    )
+
+
 def main() -> None:
-    from . import rules_cmd, scan_cmd
+    from . import fetch_cmd, rules_cmd, scan_cmd
 
     cli.add_command(scan_cmd.scan)
+    cli.add_command(fetch_cmd.fetch)
     cli.add_command(rules_cmd.rules)
     try:
         cli.main(prog_name="modeltrust", standalone_mode=True)

@@ -9,7 +9,7 @@ import click
 
 from ..config import ScanConfig
 from ..findings import Severity
-from .main import EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, rules_option
+from .main import EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, hub_settings, rules_option
 
 SEVERITIES = [s.label for s in Severity]
 
@@ -66,6 +66,9 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     help="Exit 1 when a finding is at or above this severity (default: the policy's, medium).",
 )
 @rules_option
+@click.option("--hub", "assume_hub", is_flag=True, help="Read ORG/NAME[@REV] targets as Hugging Face repos.")
+@click.option("--include", multiple=True, help="Only these repo files (glob, repeatable) for hub targets.")
+@click.option("--exclude", multiple=True, help="Skip these repo files (glob, repeatable) for hub targets.")
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
 @click.option("--deep", is_flag=True, help="Also run fickling's analysis on each pickle (slower).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
@@ -79,12 +82,17 @@ def scan(
     policy_name: str | None,
     fail_on: str | None,
     rules_files: tuple[str, ...],
+    assume_hub: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     hash_files: bool,
     deep: bool,
     no_progress: bool,
     verbose: bool,
 ) -> None:
-    """Scan model files or folders (recursively) without loading them."""
+    """Scan model files or folders (recursively), or a Hugging Face repo
+    (hf://ORG/NAME@REV, hf://datasets/ORG/NAME@REV, https://huggingface.co/...),
+    without loading anything."""
     from ..engine import scan as run_scan
     from ..policy import resolve_policy
     from ..reporting.json import render_json
@@ -95,7 +103,12 @@ def scan(
     policy = resolve_policy(policy_name, default_rules_dir(), cache)
     threshold = Severity.parse(fail_on) if fail_on else policy.fail_on
     config = ScanConfig(
-        targets=targets, rules_files=rules_files, fail_on=threshold, hash_files=hash_files, deep=deep
+        targets=targets,
+        rules_files=rules_files,
+        fail_on=threshold,
+        hash_files=hash_files,
+        deep=deep,
+        hub=hub_settings(assume_hub, include, exclude),
     )
     ruleset = load_rules(config.rules_files, cache_dir=cache)
     bar, update = _progress(not no_progress and not (fmt == "json" and output is None))

@@ -53,6 +53,7 @@ def report_to_dict(
             "max_severity": top.label if top is not None else None,
         },
         "summary": {"files": len(report.artifacts), "findings": counts},
+        "sources": [dict(s) for s in report.sources],
         "artifacts": [
             {
                 "path": a.path,
