@@ -188,3 +188,37 @@ def test_hub_scan_disagreement(hub: HubServer, tmp_path: Path) -> None:
     result = run(hub, tmp_path, "scan", "--format", "json", "hf://org/flagged")
     found = {f["rule_id"] for f in report(result)["findings"]}  # type: ignore[union-attr]
     assert "hub-scan-disagreement" in found
+
+
+def _big_checkpoint(payload_pkl: bytes, tensor_bytes: int) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", payload_pkl)
+        zf.writestr("archive/version", b"3\n")
+        zf.writestr("archive/data/0", bytes(tensor_bytes))
+    return buf.getvalue()
+
+
+def test_remote_scan_reads_only_what_it_needs(hub: HubServer, tmp_path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(FIXTURES / "malicious" / "torch_zip_payload.pt") as zf:
+        pkl = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+    big = _big_checkpoint(pkl, 48 << 20)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [12 << 20], "data_offsets": [0, 48 << 20]}}).encode()
+    safetensors = len(header).to_bytes(8, "little") + header + bytes(48 << 20)
+    hub.add_repo(
+        "org/big", {"pytorch_model.bin": big, "model.safetensors": safetensors, "config.json": CONFIG}
+    )
+    hub.reset_counters()
+    result = run(hub, tmp_path, "scan", "--remote", "--format", "json", "hf://org/big")
+    sent = hub.state.bytes_sent
+    found = {(f["rule_id"], f["path"].rsplit("/", 1)[-1]) for f in report(result)["findings"]}  # type: ignore[union-attr]
+    assert ("pickle-os-command", "pytorch_model.bin") in found
+    assert any(rule == "hub-remote-unverified" for rule, _ in found)
+    total = len(big) + len(safetensors)
+    assert sent < total / 100, f"transferred {sent} of {total} bytes"
+    assert not [r for r in hub.state.requests if "data/0" in r]

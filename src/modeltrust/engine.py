@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ class LocalFile:
     size: int
     sha256: str | None = None
     """Known already (verified against the Hub while fetching)."""
+    opener: Callable[[], Any] | None = None
+    """Opens a non-local reader (HTTP ranges); None: open `path`."""
 
 
 def expand_targets(targets: tuple[str, ...]) -> list[LocalFile]:
@@ -147,7 +150,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep, budget=budget)
         location = Location(item.display)
         try:
-            reader = FileReader(item.path)
+            reader = item.opener() if item.opener is not None else FileReader(item.path)
         except OSError as exc:
             ctx.report("scan-unverified", location, f"cannot read file: {exc.strerror}", "engine")
             artifacts.append(Artifact(item.display, item.size, detect.UNKNOWN, "none"))
@@ -185,7 +188,9 @@ def _gather(config: ScanConfig, findings: list[Finding], rules: RuleSet) -> tupl
             items.extend(expand_targets((target,)))
             continue
         assert settings is not None
-        snapshot = fetch_snapshot(hub_target, settings)
+        snapshot = (
+            remote_snapshot(hub_target, settings) if settings.remote else fetch_snapshot(hub_target, settings)
+        )
         snapshots.append(snapshot)
         prefix = hub_target.uri(snapshot.commit)
         for problem in snapshot.problems:
@@ -202,6 +207,9 @@ def _gather(config: ScanConfig, findings: list[Finding], rules: RuleSet) -> tupl
                     rule.references,
                 )
             )
+        if settings.remote:
+            items.extend(_remote_items(snapshot, settings, prefix))
+            continue
         root = snapshot.local_dir
         for entry in snapshot.selected(settings):
             path = root / entry.path
@@ -210,6 +218,29 @@ def _gather(config: ScanConfig, findings: list[Finding], rules: RuleSet) -> tupl
                     LocalFile(f"{prefix}/{entry.path}", path, entry.size, snapshot.hashes.get(entry.path))
                 )
     return items, snapshots
+
+
+def _remote_items(snapshot: Any, settings: Any, prefix: str) -> list[LocalFile]:
+    from .sources.hub import remote_reader
+
+    return [
+        LocalFile(
+            f"{prefix}/{e.path}", Path(e.path), e.size, None, partial(remote_reader, settings, snapshot, e)
+        )
+        for e in snapshot.selected(settings)
+    ]
+
+
+def remote_snapshot(target: Any, settings: Any) -> Any:
+    """Resolve a hub target for scanning over HTTP ranges: nothing is downloaded
+    or hashed, which the report says."""
+    from .sources.hub import HubSource, Problem, repo_problems
+
+    snapshot = HubSource(settings).resolve(target)
+    snapshot.problems.extend(repo_problems(snapshot))
+    message = "scanned through range requests: file hashes were not checked; `modeltrust fetch` verifies them"
+    snapshot.problems.append(Problem("hub-remote-unverified", "", message))
+    return snapshot
 
 
 def fetch_snapshot(target: Any, settings: Any, local_dir: str | None = None) -> Any:

@@ -2,21 +2,15 @@
 
 A scanner never opens a path. It gets a `ByteReader` (a size and `read_at`),
 so the same scanner serves a local file, a member of an archive, a decompressed
-stream or byte ranges of a file on a model hub. Readers that can hand out a
-zero-copy buffer (local files via mmap) do so through `window()`, which the
-pickle walker uses to index bytes without copying the file.
+stream or byte ranges of a file on a model hub (sources/http.py).
 """
 
 from __future__ import annotations
 
 import io
-import mmap
 import os
 from collections.abc import Iterator
-from typing import Protocol, TypeAlias, runtime_checkable
-
-Buffer: TypeAlias = "bytes | mmap.mmap"
-"""Something that indexes to ints and slices to bytes."""
+from typing import Protocol, runtime_checkable
 
 
 class TooLarge(Exception):
@@ -32,10 +26,6 @@ class ByteReader(Protocol):
         """Up to `length` bytes from `offset`; fewer only at the end."""
         ...
 
-    def window(self) -> tuple[Buffer, int, int]:
-        """(buffer, start, end): the reader's bytes are buffer[start:end]."""
-        ...
-
 
 class BytesReader:
     def __init__(self, data: bytes) -> None:
@@ -48,12 +38,9 @@ class BytesReader:
     def read_at(self, offset: int, length: int) -> bytes:
         return self._data[offset : offset + max(length, 0)]
 
-    def window(self) -> tuple[Buffer, int, int]:
-        return self._data, 0, len(self._data)
-
 
 class FileReader:
-    """A local file read with pread; `window()` maps it lazily (pages load on touch)."""
+    """A local file read with pread (no shared file position, so threads may share it)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._adopt(os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)))
@@ -61,7 +48,6 @@ class FileReader:
     def _adopt(self, fd: int) -> None:
         self._fd = fd
         self._size = os.fstat(fd).st_size
-        self._map: mmap.mmap | None = None
 
     @property
     def size(self) -> int:
@@ -72,17 +58,7 @@ class FileReader:
             return b""
         return os.pread(self._fd, min(length, self._size - offset), offset)
 
-    def window(self) -> tuple[Buffer, int, int]:
-        if self._size == 0:
-            return b"", 0, 0
-        if self._map is None:
-            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        return self._map, 0, self._size
-
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -111,10 +87,6 @@ class SliceReader:
             return b""
         length = min(length, self._size - offset)
         return self._parent.read_at(self._offset + offset, length)
-
-    def window(self) -> tuple[Buffer, int, int]:
-        buf, start, _ = self._parent.window()
-        return buf, start + self._offset, start + self._offset + self._size
 
 
 def read_all(reader: ByteReader, limit: int) -> bytes:

@@ -70,7 +70,10 @@ def cache_dir() -> Path | None:
 
 
 def hub_settings(
-    assume_hub: bool = False, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+    assume_hub: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    remote: bool = False,
 ) -> Any:
     """Hub access as the environment configures it (HF_ENDPOINT, HF_TOKEN,
     HF_HUB_OFFLINE; HF_HOME and HF_HUB_CACHE are read by huggingface_hub)."""
@@ -86,6 +89,7 @@ def hub_settings(
         include=include,
         exclude=exclude,
         assume_hub=assume_hub,
+        remote=remote,
     )
 
 

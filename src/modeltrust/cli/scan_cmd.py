@@ -67,6 +67,7 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
 )
 @rules_option
 @click.option("--hub", "assume_hub", is_flag=True, help="Read ORG/NAME[@REV] targets as Hugging Face repos.")
+@click.option("--remote", is_flag=True, help="Scan hub files through HTTP range requests; download nothing.")
 @click.option("--include", multiple=True, help="Only these repo files (glob, repeatable) for hub targets.")
 @click.option("--exclude", multiple=True, help="Skip these repo files (glob, repeatable) for hub targets.")
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
@@ -83,6 +84,7 @@ def scan(
     fail_on: str | None,
     rules_files: tuple[str, ...],
     assume_hub: bool,
+    remote: bool,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     hash_files: bool,
@@ -108,7 +110,7 @@ def scan(
         fail_on=threshold,
         hash_files=hash_files,
         deep=deep,
-        hub=hub_settings(assume_hub, include, exclude),
+        hub=hub_settings(assume_hub, include, exclude, remote),
     )
     ruleset = load_rules(config.rules_files, cache_dir=cache)
     bar, update = _progress(not no_progress and not (fmt == "json" and output is None))

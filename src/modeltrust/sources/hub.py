@@ -74,6 +74,8 @@ class HubSettings:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     assume_hub: bool = False
+    remote: bool = False
+    """Scan through HTTP range requests instead of downloading the files."""
     retries: int = 3
     max_workers: int = 8
 
@@ -394,3 +396,21 @@ def hub_scan_verdicts(snapshot: Snapshot) -> dict[str, str]:
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
             verdicts[entry["path"]] = str(entry.get("level") or "flagged")
     return verdicts
+
+
+def remote_reader(settings: HubSettings, snapshot: Snapshot, entry: HubFile) -> Any:
+    """A range-request reader over one file of the commit (nothing is downloaded)."""
+    from huggingface_hub import get_session, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
+
+    from .http import HttpReader
+
+    target = snapshot.target
+    url = hf_hub_url(
+        target.repo_id,
+        entry.path,
+        repo_type=target.repo_type,
+        revision=snapshot.commit,
+        endpoint=settings.endpoint,
+    )
+    return HttpReader(get_session(), url, entry.size, build_hf_headers(token=settings.token))
