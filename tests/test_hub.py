@@ -222,3 +222,21 @@ def test_remote_scan_reads_only_what_it_needs(hub: HubServer, tmp_path: Path) ->
     total = len(big) + len(safetensors)
     assert sent < total / 100, f"transferred {sent} of {total} bytes"
     assert not [r for r in hub.state.requests if "data/0" in r]
+
+
+def test_offline_scan_of_a_cached_pinned_revision(hub: HubServer, tmp_path: Path) -> None:
+    sha = hub.state.repos[("model", "org/tiny")].refs["v1.0"]
+    assert run(hub, tmp_path, "scan", f"hf://org/tiny@{sha}").exit_code == 0
+    hub.reset_counters()
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    offline = CliRunner().invoke(cli, ["scan", "-v", f"hf://org/tiny@{sha}"], env=env)
+    assert offline.exit_code == 0 and "hub-unverified-offline" in offline.stdout
+    assert not hub.state.requests
+    unpinned = CliRunner().invoke(cli, ["scan", "hf://org/tiny@v1.0"], env=env)
+    assert unpinned.exit_code == 2 and "pinned" in unpinned.stderr
+
+
+def test_provenance_metadata_in_the_report(hub: HubServer, tmp_path: Path) -> None:
+    source = report(run(hub, tmp_path, "scan", "--format", "json", "hf://org/tiny@v1.0"))["sources"][0]  # type: ignore[index]
+    assert source["architectures"] == ["TinyModel"] and source["library_name"] == "transformers"
+    assert source["requested_revision"] == "v1.0" and len(source["commit"]) == 40

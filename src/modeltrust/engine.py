@@ -252,7 +252,24 @@ def fetch_snapshot(target: Any, settings: Any, local_dir: str | None = None) -> 
     source.download(snapshot, local_dir)
     source.verify(snapshot)
     snapshot.problems.extend(repo_problems(snapshot))
+    snapshot.metadata.update(_config_summary(snapshot.local_dir))
     return snapshot
+
+
+def _config_summary(root: Path | None) -> dict[str, Any]:
+    """Architecture facts from config.json, for provenance (read as data only)."""
+    import json
+
+    path = root / "config.json" if root is not None else None
+    if path is None or not path.is_file() or path.stat().st_size > 1 << 20:
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    return {"architectures": config.get("architectures"), "model_type": config.get("model_type")}
 
 
 def _compare_with_hub_scan(snapshot: Any, findings: list[Finding], rules: RuleSet) -> None:

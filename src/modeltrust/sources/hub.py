@@ -284,50 +284,57 @@ class HubSource:
             return None
         except Exception as exc:  # noqa: BLE001 - the client raises many types; each becomes one line
             raise _explain(exc, target) from None
+        # Hash as soon as the file is here, while other downloads continue.
+        _verify_file(snapshot, entry, Path(path))
         depth = len(Path(entry.path).parts)
         return Path(path).parents[depth - 1]
 
     def verify(self, snapshot: Snapshot) -> None:
-        """Hash every selected local file once; compare with the Hub's record."""
+        """Hash every selected local file once; compare with the Hub's record.
+        (Files fetched by `download` were verified as they arrived.)"""
         assert snapshot.local_dir is not None
-        refused = {p.path for p in snapshot.problems if p.rule_id == "hub-hash-mismatch"}
+        done = set(snapshot.hashes) | {p.path for p in snapshot.problems if p.rule_id == "hub-hash-mismatch"}
         for entry in snapshot.selected(self.settings):
-            path = snapshot.local_dir / entry.path
-            if entry.path in refused:
-                continue
-            if not path.is_file():
-                snapshot.problems.append(
-                    Problem("hub-missing-file", entry.path, "listed on the Hub but not downloaded")
-                )
-                continue
-            sha256, blob_id, size = _digests(path)
-            snapshot.hashes[entry.path] = sha256
-            if not entry.blob_id:  # offline: nothing to compare with
-                continue
-            expected = entry.sha256 if entry.sha256 else entry.blob_id
-            actual = sha256 if entry.sha256 else blob_id
-            if actual != expected or size != entry.size:
-                snapshot.problems.append(
-                    Problem(
-                        "hub-hash-mismatch",
-                        entry.path,
-                        f"downloaded bytes ({size} bytes, {actual[:16]}...) do not match the Hub's record "
-                        f"({entry.size} bytes, {expected[:16]}...)",
-                        subject=entry.path,
-                    )
-                )
+            if entry.path not in done:
+                _verify_file(snapshot, entry, snapshot.local_dir / entry.path)
 
 
-def _digests(path: Path) -> tuple[str, str, int]:
-    """(sha256, git blob sha1, size) in one pass over the file."""
+def _verify_file(snapshot: Snapshot, entry: HubFile, path: Path) -> None:
+    if not path.is_file():
+        snapshot.problems.append(
+            Problem("hub-missing-file", entry.path, "listed on the Hub but not downloaded")
+        )
+        return
+    sha256, blob_id, size = _digests(path, with_blob_id=entry.sha256 is None)
+    snapshot.hashes[entry.path] = sha256
+    if not entry.blob_id:  # offline: nothing to compare with
+        return
+    expected = entry.sha256 or entry.blob_id
+    actual = sha256 if entry.sha256 else blob_id
+    if actual != expected or size != entry.size:
+        snapshot.problems.append(
+            Problem(
+                "hub-hash-mismatch",
+                entry.path,
+                f"downloaded bytes ({size} bytes, {actual[:16]}...) do not match the Hub's record "
+                f"({entry.size} bytes, {expected[:16]}...)",
+                subject=entry.path,
+            )
+        )
+
+
+def _digests(path: Path, with_blob_id: bool) -> tuple[str, str, int]:
+    """(sha256, git blob sha1 or "", size) in one pass over the file. The blob id
+    is only needed for files outside LFS, which are small."""
     size = path.stat().st_size
     sha256 = hashlib.sha256()
-    blob = hashlib.sha1(b"blob %d\0" % size)  # git's object id, not a security hash
+    blob = hashlib.sha1(b"blob %d\0" % size) if with_blob_id else None  # git's object id
     with path.open("rb") as handle:
         while chunk := handle.read(READ_CHUNK):
             sha256.update(chunk)
-            blob.update(chunk)
-    return sha256.hexdigest(), blob.hexdigest(), size
+            if blob is not None:
+                blob.update(chunk)
+    return sha256.hexdigest(), blob.hexdigest() if blob is not None else "", size
 
 
 def _metadata(info: Any) -> dict[str, Any]:
