@@ -240,3 +240,13 @@ def test_provenance_metadata_in_the_report(hub: HubServer, tmp_path: Path) -> No
     source = report(run(hub, tmp_path, "scan", "--format", "json", "hf://org/tiny@v1.0"))["sources"][0]  # type: ignore[index]
     assert source["architectures"] == ["TinyModel"] and source["library_name"] == "transformers"
     assert source["requested_revision"] == "v1.0" and len(source["commit"]) == 40
+
+
+def test_a_hub_that_times_out_is_a_clear_error(hub: HubServer, tmp_path: Path) -> None:
+    hub.state.faults.delay = 1.5
+    try:
+        env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "MODELTRUST_HUB_TIMEOUT": "0.3"}
+        result = CliRunner().invoke(cli, ["scan", "hf://org/tiny@v1.0"], env=env)
+    finally:
+        hub.state.faults.delay = 0.0
+    assert result.exit_code == 2 and "did not answer" in result.stderr and "Timeout" in result.stderr

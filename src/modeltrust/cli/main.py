@@ -90,6 +90,7 @@ def hub_settings(
         exclude=exclude,
         assume_hub=assume_hub,
         remote=remote,
+        timeout=float(os.environ.get("MODELTRUST_HUB_TIMEOUT") or 20.0),
     )
 
 

@@ -78,6 +78,8 @@ class HubSettings:
     """Scan through HTTP range requests instead of downloading the files."""
     retries: int = 3
     max_workers: int = 8
+    timeout: float = 20.0
+    """Seconds to wait for each metadata answer from the Hub."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,9 @@ class HubSource:
             return self._resolve_offline(target)
         api = self._api()
         try:
-            info = _with_retries(lambda: self._info(api, target), self.settings.retries)
+            info = _with_retries(
+                lambda: self._info(api, target, self.settings.timeout), self.settings.retries
+            )
             tree = _with_retries(
                 lambda: list(
                     api.list_repo_tree(
@@ -198,11 +202,11 @@ class HubSource:
         return Snapshot(target, info.sha, sorted(files, key=lambda f: f.path), _metadata(info))
 
     @staticmethod
-    def _info(api: Any, target: HubTarget) -> Any:
+    def _info(api: Any, target: HubTarget, timeout: float) -> Any:
         revision = target.revision or "main"
         if target.repo_type == "model":  # models carry the Hub's own scan status
-            return api.model_info(target.repo_id, revision=revision, securityStatus=True)
-        return api.repo_info(target.repo_id, repo_type=target.repo_type, revision=revision)
+            return api.model_info(target.repo_id, revision=revision, securityStatus=True, timeout=timeout)
+        return api.repo_info(target.repo_id, repo_type=target.repo_type, revision=revision, timeout=timeout)
 
     def _resolve_offline(self, target: HubTarget) -> Snapshot:
         """Offline: only a pinned commit already in the cache can be scanned."""
