@@ -5,70 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import __version__, detect
 from .config import ScanConfig
-from .errors import SourceError
-from .findings import Artifact, Finding, Location, ScanReport, Severity
+from .findings import Artifact, Finding, Location, ScanReport
 from .reader import ByteReader, FileReader, iter_chunks
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext
 from .scanners.base import Budget
+from .sources.hub import parse_target
+from .sources.local import LocalFile, expand_targets
+
+if TYPE_CHECKING:
+    from .sources.hub import Snapshot
 
 ProgressCallback = Callable[[str, int], None]
 """Called before each file with (display path, size in bytes)."""
-
-_SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__"}
-
-
-@dataclass(frozen=True, slots=True)
-class LocalFile:
-    display: str
-    path: Path
-    size: int
-    sha256: str | None = None
-    """Known already (verified against the Hub while fetching)."""
-    opener: Callable[[], Any] | None = None
-    """Opens a non-local reader (HTTP ranges); None: open `path`."""
-
-
-def expand_targets(targets: tuple[str, ...]) -> list[LocalFile]:
-    """Files under each local target, sorted; directories recurse, symlinked
-    files are followed (the Hugging Face cache links snapshots to blobs)."""
-    files: list[LocalFile] = []
-    for target in targets:
-        path = Path(target)
-        if not path.exists():
-            raise SourceError(f"{target}: no such file or directory")
-        if path.is_file():
-            files.append(LocalFile(target, path, path.stat().st_size))
-            continue
-        for child in _walk_dir(path):
-            display = os.path.join(target, str(child.relative_to(path)))
-            files.append(LocalFile(display, child, child.stat().st_size))
-    return files
-
-
-def _walk_dir(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        # huggingface_hub keeps download metadata in <local_dir>/.cache/huggingface.
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in _SKIP_DIRS and not (d == ".cache" and (here / d / "huggingface").is_dir())
-        )
-        for name in sorted(filenames):
-            child = Path(dirpath) / name
-            if child.is_file():
-                yield child
 
 
 def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, registry: Registry) -> str:
@@ -160,8 +115,11 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
             fmt = ctx.formats.get(str(location), detect.UNKNOWN)
             digest = item.sha256 or (sha256_of(reader) if config.hash_files else None)
         artifacts.append(Artifact(item.display, reader.size, fmt, covered, digest))
-    for snapshot in snapshots:
-        _compare_with_hub_scan(snapshot, findings, ruleset)
+    if snapshots:
+        from .sources.hub_targets import compare_with_hub_scan
+
+        for snapshot in snapshots:
+            compare_with_hub_scan(snapshot, findings, ruleset)
     findings.sort(key=Finding.sort_key)
     return ScanReport(
         artifacts=tuple(artifacts),
@@ -170,144 +128,37 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         duration_seconds=time.perf_counter() - started,
         tool_version=__version__,
         targets=config.targets,
-        sources=tuple(_source_record(s) for s in snapshots),
+        sources=tuple(_records(snapshots)),
     )
 
 
-def _gather(config: ScanConfig, findings: list[Finding], rules: RuleSet) -> tuple[list[LocalFile], list[Any]]:
-    """Local files for every target: hub targets are resolved, fetched and
-    verified first (their problems become findings)."""
-    from .sources.hub import parse_target
-
-    settings = config.hub
+def _gather(
+    config: ScanConfig, findings: list[Finding], rules: RuleSet
+) -> tuple[list[LocalFile], list[Snapshot]]:
+    """Files for every target: local paths are walked; hub targets are resolved,
+    fetched and verified first (their problems become findings)."""
     items: list[LocalFile] = []
-    snapshots: list[Any] = []
+    snapshots: list[Snapshot] = []
+    settings = config.hub
     for target in config.targets:
         hub_target = parse_target(target, settings.assume_hub) if settings is not None else None
-        if hub_target is None:
+        if hub_target is None or settings is None:
             items.extend(expand_targets((target,)))
             continue
-        assert settings is not None
-        snapshot = (
-            remote_snapshot(hub_target, settings) if settings.remote else fetch_snapshot(hub_target, settings)
-        )
+        from .sources.hub_targets import gather_hub_target  # imports the hub client only when needed
+
+        snapshot, files = gather_hub_target(hub_target, settings, rules, findings)
         snapshots.append(snapshot)
-        prefix = hub_target.uri(snapshot.commit)
-        for problem in snapshot.problems:
-            rule = rules.rule(problem.rule_id)
-            where = f"{prefix}/{problem.path}" if problem.path else prefix
-            findings.append(
-                Finding(
-                    rule.id,
-                    rule.severity,
-                    Location(where),
-                    problem.message,
-                    problem.subject,
-                    "hub",
-                    rule.references,
-                )
-            )
-        if settings.remote:
-            items.extend(_remote_items(snapshot, settings, prefix))
-            continue
-        root = snapshot.local_dir
-        for entry in snapshot.selected(settings):
-            path = root / entry.path
-            if path.is_file():
-                items.append(
-                    LocalFile(f"{prefix}/{entry.path}", path, entry.size, snapshot.hashes.get(entry.path))
-                )
+        items.extend(files)
     return items, snapshots
 
 
-def _remote_items(snapshot: Any, settings: Any, prefix: str) -> list[LocalFile]:
-    from .sources.hub import remote_reader
+def _records(snapshots: list[Snapshot]) -> list[dict[str, object]]:
+    if not snapshots:
+        return []
+    from .sources.hub_targets import source_record
 
-    return [
-        LocalFile(
-            f"{prefix}/{e.path}", Path(e.path), e.size, None, partial(remote_reader, settings, snapshot, e)
-        )
-        for e in snapshot.selected(settings)
-    ]
-
-
-def remote_snapshot(target: Any, settings: Any) -> Any:
-    """Resolve a hub target for scanning over HTTP ranges: nothing is downloaded
-    or hashed, which the report says."""
-    from .sources.hub import HubSource, Problem, repo_problems
-
-    snapshot = HubSource(settings).resolve(target)
-    snapshot.problems.extend(repo_problems(snapshot))
-    message = "scanned through range requests: file hashes were not checked; `modeltrust fetch` verifies them"
-    snapshot.problems.append(Problem("hub-remote-unverified", "", message))
-    return snapshot
-
-
-def fetch_snapshot(target: Any, settings: Any, local_dir: str | None = None) -> Any:
-    """Resolve, download and verify one hub target (also used by `fetch`)."""
-    from .sources.hub import HubSource, repo_problems
-
-    source = HubSource(settings)
-    snapshot = source.resolve(target)
-    source.download(snapshot, local_dir)
-    source.verify(snapshot)
-    snapshot.problems.extend(repo_problems(snapshot))
-    snapshot.metadata.update(_config_summary(snapshot.local_dir))
-    return snapshot
-
-
-def _config_summary(root: Path | None) -> dict[str, Any]:
-    """Architecture facts from config.json, for provenance (read as data only)."""
-    import json
-
-    path = root / "config.json" if root is not None else None
-    if path is None or not path.is_file() or path.stat().st_size > 1 << 20:
-        return {}
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    if not isinstance(config, dict):
-        return {}
-    return {"architectures": config.get("architectures"), "model_type": config.get("model_type")}
-
-
-def _compare_with_hub_scan(snapshot: Any, findings: list[Finding], rules: RuleSet) -> None:
-    """Put the Hub's own per-file verdicts next to ours; flag disagreements."""
-    from .sources.hub import hub_scan_verdicts
-
-    verdicts = hub_scan_verdicts(snapshot)
-    if not verdicts:
-        return
-    prefix = snapshot.target.uri(snapshot.commit)
-    ours: dict[str, Severity] = {}
-    for finding in findings:
-        path = finding.location.path
-        ours[path] = max(ours.get(path, Severity.INFO), finding.severity)
-    rule = rules.rule("hub-scan-disagreement")
-    for path, verdict in sorted(verdicts.items()):
-        worst = ours.get(f"{prefix}/{path}")
-        if worst is None or worst < Severity.HIGH:
-            message = (
-                f"the Hub's scanner calls this file {verdict!r}; modeltrust found nothing high (review it)"
-            )
-            findings.append(
-                Finding(rule.id, rule.severity, Location(f"{prefix}/{path}"), message, verdict, "hub")
-            )
-
-
-def _source_record(snapshot: Any) -> dict[str, Any]:
-    target = snapshot.target
-    return {
-        "type": "huggingface",
-        "repo_type": target.repo_type,
-        "repo_id": target.repo_id,
-        "requested_revision": target.revision,
-        "commit": snapshot.commit,
-        "uri": target.uri(snapshot.commit),
-        "files": len(snapshot.files),
-        **snapshot.metadata,
-    }
+    return [source_record(s) for s in snapshots]
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -25,9 +25,9 @@ def fetch(
 
     Exit 0 when every file matches, 1 when a file's bytes do not (it is named),
     2 on errors."""
-    from ..engine import fetch_snapshot
     from ..errors import ConfigError
     from ..sources.hub import parse_target
+    from ..sources.hub_targets import fetch_snapshot
 
     settings = hub_settings(assume_hub, include, exclude)
     hub_target = parse_target(target, assume_hub)
