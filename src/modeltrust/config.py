@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .findings import Severity
-from .sources.hub import HubSettings
+
+if TYPE_CHECKING:  # the hub module loads only when a hub target is scanned
+    from .sources.hub import HubSettings
 
 MiB = 1 << 20
 GiB = 1 << 30

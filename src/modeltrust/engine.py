@@ -16,7 +16,6 @@ from .reader import ByteReader, FileReader, iter_chunks
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext
 from .scanners.base import Budget
-from .sources.hub import parse_target
 from .sources.local import LocalFile, expand_targets
 
 if TYPE_CHECKING:
@@ -140,6 +139,8 @@ def _gather(
     items: list[LocalFile] = []
     snapshots: list[Snapshot] = []
     settings = config.hub
+    if settings is not None:
+        from .sources.hub import parse_target
     for target in config.targets:
         hub_target = parse_target(target, settings.assume_hub) if settings is not None else None
         if hub_target is None or settings is None:

@@ -30,6 +30,11 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
     return bar, update
 
 
+def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
+    """Only hub targets need the hub machinery (and its import time)."""
+    return assume_hub or any(t.startswith(("hf://", "http://", "https://")) for t in targets)
+
+
 @click.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option(
@@ -110,7 +115,9 @@ def scan(
         fail_on=threshold,
         hash_files=hash_files,
         deep=deep,
-        hub=hub_settings(assume_hub, include, exclude, remote),
+        hub=hub_settings(assume_hub, include, exclude, remote)
+        if _may_be_remote(targets, assume_hub)
+        else None,
     )
     ruleset = load_rules(config.rules_files, cache_dir=cache)
     bar, update = _progress(not no_progress and not (fmt == "json" and output is None))

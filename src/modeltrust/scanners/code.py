@@ -4,7 +4,6 @@ scripts, and native executables or libraries among the artifacts."""
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any
 
@@ -15,48 +14,6 @@ from .base import ScanContext
 SCANNER = "code"
 MAX_SOURCE = 8 << 20
 MAX_JSON = 16 << 20
-
-
-def _dotted(node: ast.expr) -> str | None:
-    """`a.b.c` for a Name/Attribute chain, else None."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
-class _Calls(ast.NodeVisitor):
-    """Resolves every call's target through the file's imports."""
-
-    def __init__(self) -> None:
-        self.aliases: dict[str, str] = {}
-        self.calls: list[tuple[str, int, int]] = []  # (dotted target, line, column)
-
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            local = alias.asname or alias.name.split(".")[0]
-            self.aliases[local] = alias.name if alias.asname else alias.name.split(".")[0]
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        module = node.module or ""
-        for alias in node.names:
-            self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}" if module else alias.name
-
-    def visit_Call(self, node: ast.Call) -> None:
-        target = _dotted(node.func)
-        if target is not None:
-            head, _, rest = target.partition(".")
-            resolved = self.aliases.get(head)
-            if resolved is not None:
-                target = f"{resolved}.{rest}" if rest else resolved
-            elif "." not in target:
-                target = f"builtins.{target}"
-            self.calls.append((target, node.lineno, node.col_offset))
-        self.generic_visit(node)
 
 
 def _split(dotted: str) -> tuple[str, str]:
@@ -74,6 +31,10 @@ class PythonScanner:
         except TooLarge:
             ctx.report("scan-unverified", location, f"Python source over {MAX_SOURCE} bytes", SCANNER)
             return
+        import ast
+
+        from .pycalls import CallCollector
+
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -84,7 +45,7 @@ class PythonScanner:
             "Python code ships with the artifacts; it runs if loaded with trust_remote_code=True or imported",
             SCANNER,
         )
-        visitor = _Calls()
+        visitor = CallCollector()
         try:
             visitor.visit(tree)
         except RecursionError:
