@@ -13,7 +13,7 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 from .findings import Finding, ScanReport, Severity
@@ -22,8 +22,7 @@ _POLICY_KEYS = {"kind", "version", "name", "description", "fail_on", "overrides"
 _EXCEPTION_KEYS = {"rule", "path", "subject", "reason", "expires"}
 
 
-@dataclass(frozen=True, slots=True)
-class Waiver:
+class Waiver(NamedTuple):
     rule: str
     """Rule id glob."""
     reason: str

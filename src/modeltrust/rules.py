@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import RulesError
 from .findings import Severity
@@ -39,8 +40,7 @@ class Rule:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ImportPattern:
+class ImportPattern(NamedTuple):
     """`module[:name]`; see rules/pickle/deny.yaml for the syntax."""
 
     module: str
@@ -61,8 +61,7 @@ class Verdict(Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class ImportVerdict:
+class ImportVerdict(NamedTuple):
     verdict: Verdict
     rule: Rule | None = None
     """The deny rule that matched (DENIED only)."""
@@ -70,8 +69,7 @@ class ImportVerdict:
     """Why it is allowed (the allowlist group) or which pattern denied it."""
 
 
-@dataclass(frozen=True, slots=True)
-class AllowEntry:
+class AllowEntry(NamedTuple):
     pattern: ImportPattern
     reason: str
 

@@ -8,7 +8,6 @@ from collections import Counter
 
 from ..findings import Location
 from ..reader import ByteReader, SliceReader, TooLarge
-from ..sources.tararchive import TarFormatError, iter_tar
 from ..sources.ziparchive import STORED, ZipArchive, ZipFormatError, ZipMember, crc_matches, read_zip
 from . import keras, pytorch
 from .base import ScanContext
@@ -132,6 +131,8 @@ class TarScanner:
     formats = ("tar",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        from ..sources.tararchive import TarFormatError, iter_tar
+
         try:
             members = list(iter_tar(reader, ctx.limits.max_members))
         except TarFormatError as exc:

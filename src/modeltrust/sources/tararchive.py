@@ -4,7 +4,7 @@ the archive, so nothing is extracted or copied."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..reader import ByteReader
 
@@ -15,8 +15,7 @@ class TarFormatError(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class TarMember:
+class TarMember(NamedTuple):
     name: str
     type: str
     """'file', 'dir', 'symlink', 'hardlink' or 'other'."""
