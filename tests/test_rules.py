@@ -104,3 +104,15 @@ def test_bad_rules_files_are_rejected_with_a_reason(tmp_path: Path, text: str, m
     path.write_text(text)
     with pytest.raises(RulesError, match=message):
         load_rules([path])
+
+
+def test_every_registered_format_loads_a_scanner_that_declares_it() -> None:
+    from modeltrust import detect
+    from modeltrust.scanners import SCANNERS, Registry
+
+    registry = Registry()
+    for fmt in SCANNERS:
+        scanner = registry.for_format(fmt)
+        assert scanner is not None and fmt in scanner.formats, fmt
+    known = {v for k, v in vars(detect).items() if k.isupper() and isinstance(v, str) and k != "UNKNOWN"}
+    assert known - set(SCANNERS) <= set(), sorted(known - set(SCANNERS))

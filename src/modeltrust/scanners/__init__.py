@@ -1,58 +1,64 @@
-"""The scanner registry: one place that maps detected formats to scanners."""
+"""The scanner registry: the one list that maps detected formats to scanners.
+
+Scanner modules are imported the first time their format is met, so a run
+that only sees a torch checkpoint never pays for the GGUF, ONNX or Keras
+code (start-up time is most of the cost of a header-only scan).
+"""
 
 from __future__ import annotations
 
-from .archive import TarScanner, ZipScanner
+import importlib
+
 from .base import ScanContext, Scanner
-from .code import ExecutableScanner, JsonConfigScanner, PythonScanner, ScriptScanner
-from .compressed import CompressedScanner
-from .data import PlainDataScanner, UnverifiedScanner
-from .gguf import GGUFScanner
-from .keras import Hdf5Scanner
-from .numpy import NumpyScanner
-from .onnx import OnnxScanner
-from .pickle_file import PickleScanner
-from .pytorch import LegacyTorchScanner
-from .safetensors import SafetensorsScanner
-from .savedmodel import SavedModelScanner
-from .sevenzip import SevenZipScanner
+from .data import UnverifiedScanner
 
-
-def default_scanners() -> tuple[Scanner, ...]:
-    return (
-        PickleScanner(),
-        LegacyTorchScanner(),
-        ZipScanner(),
-        TarScanner(),
-        NumpyScanner(),
-        CompressedScanner(),
-        SafetensorsScanner(),
-        GGUFScanner(),
-        OnnxScanner(),
-        Hdf5Scanner(),
-        SavedModelScanner(),
-        SevenZipScanner(),
-        PlainDataScanner(),
-        PythonScanner(),
-        ScriptScanner(),
-        ExecutableScanner(),
-        JsonConfigScanner(),
-    )
+# format -> (module in this package, scanner class)
+SCANNERS: dict[str, tuple[str, str]] = {
+    "pickle": ("pickle_file", "PickleScanner"),
+    "pytorch-legacy": ("pytorch", "LegacyTorchScanner"),
+    "zip": ("archive", "ZipScanner"),
+    "tar": ("archive", "TarScanner"),
+    "numpy": ("numpy", "NumpyScanner"),
+    **{fmt: ("compressed", "CompressedScanner") for fmt in ("gzip", "zlib", "bzip2", "xz", "lzma", "lz4")},
+    "joblib-zlib": ("compressed", "CompressedScanner"),
+    "safetensors": ("safetensors", "SafetensorsScanner"),
+    "gguf": ("gguf", "GGUFScanner"),
+    "onnx": ("onnx", "OnnxScanner"),
+    "hdf5": ("keras", "Hdf5Scanner"),
+    "tf-savedmodel": ("savedmodel", "SavedModelScanner"),
+    "7z": ("sevenzip", "SevenZipScanner"),
+    **{
+        fmt: ("data", "PlainDataScanner")
+        for fmt in ("text", "png", "jpeg", "gif", "pdf", "parquet", "sqlite", "empty")
+    },
+    "python": ("code", "PythonScanner"),
+    "script": ("code", "ScriptScanner"),
+    **{fmt: ("code", "ExecutableScanner") for fmt in ("elf", "pe", "mach-o")},
+    "json": ("code", "JsonConfigScanner"),
+}
 
 
 class Registry:
-    def __init__(self, scanners: tuple[Scanner, ...] | None = None) -> None:
-        self._by_format: dict[str, Scanner] = {}
-        for scanner in scanners or default_scanners():
-            for fmt in scanner.formats:
-                self._by_format[fmt] = scanner
+    def __init__(self, scanners: tuple[Scanner, ...] = ()) -> None:
+        """`scanners` overrides the built-in list for the formats they declare."""
+        self._by_format: dict[str, Scanner] = {fmt: s for s in scanners for fmt in s.formats}
+        self._loaded: dict[tuple[str, str], Scanner] = {}
         self.fallback = UnverifiedScanner()
 
     def for_format(self, fmt: str) -> Scanner | None:
-        return self._by_format.get(fmt)
+        scanner = self._by_format.get(fmt)
+        if scanner is not None:
+            return scanner
+        entry = SCANNERS.get(fmt)
+        if entry is None:
+            return None
+        if entry not in self._loaded:
+            module = importlib.import_module(f".{entry[0]}", __package__)
+            self._loaded[entry] = getattr(module, entry[1])()
+        return self._loaded[entry]
 
     def formats(self) -> list[str]:
-        return sorted(self._by_format)
+        return sorted(set(SCANNERS) | set(self._by_format))
 
 
-__all__ = ["Registry", "ScanContext", "Scanner", "default_scanners"]
+__all__ = ["SCANNERS", "Registry", "ScanContext", "Scanner"]
