@@ -197,3 +197,10 @@ def test_7z_members_are_scanned(tmp_path: Path) -> None:
     report = scan(ScanConfig(targets=(str(path),)))
     finding = next(f for f in report.findings if f.rule_id == "pickle-os-command")
     assert finding.location.members == ("weights/model.pkl",)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_bzip2_and_lzma_members_are_scanned(tmp_path: Path, method: int) -> None:
+    """np.load reads .npz members compressed with any zipfile method."""
+    data = make_zip({"evil.npy": pickle.dumps(Payload())}, method)
+    assert "pickle-os-command" in rule_ids(scan_bytes(tmp_path, data, "arrays.npz"))

@@ -145,6 +145,22 @@ def test_reconstructor_base_init_counts_as_a_call(rules: RuleSet) -> None:
     assert ids(walk(plain, rules)) == []
 
 
+def test_rebuild_from_type_calls_its_first_argument(rules: RuleSet) -> None:
+    data = (
+        b"\x80\x04"
+        + su("torch._tensor")
+        + su("_rebuild_from_type_v2")
+        + b"\x93("
+        + su("mypkg.util")
+        + su("gadget")
+        + b"\x93"
+        + su("torch")
+        + su("Tensor")
+        + b"\x93)}tR."
+    )
+    assert "pickle-unknown-call" in ids(walk(data, rules))
+
+
 def test_newobj_of_unknown_class_stays_medium(rules: RuleSet) -> None:
     data = b"\x80\x04" + su("mypkg.models") + su("Config") + b"\x93)\x81}b."
     assert [f.severity for f in walk(data, rules).findings] == [Severity.MEDIUM]

@@ -82,7 +82,7 @@ def open_zip_member(
         ctx.report("archive-limit", where, f"member not scanned: {exc} (possible zip bomb)", ZIP_SCANNER)
     except ZipFormatError as exc:
         ctx.report("scan-unverified", where, f"member not scanned: {exc}", ZIP_SCANNER)
-    except Exception as exc:  # noqa: BLE001 - zlib.error: corrupt deflate data
+    except Exception as exc:  # noqa: BLE001 - zlib/bz2/lzma errors: corrupt compressed data
         ctx.report("archive-malformed", where, f"member cannot be decompressed: {exc}", ZIP_SCANNER)
     return None
 

@@ -88,15 +88,38 @@ def check_config(config: object, location: Location, ctx: ScanContext) -> None:
                 )
         module = obj.get("module")
         if isinstance(module, str) and isinstance(class_name, str) and not module.startswith(KERAS_MODULES):
-            ctx.report(
-                "keras-custom-object",
-                location,
-                f"{class_name} comes from module {module!r}; loading imports and runs that code",
-                SCANNER,
-                subject=f"{module}.{class_name}",
-            )
+            _report_import(obj, module, class_name, location, ctx)
         if obj.get("safe_mode") is False:
             ctx.report("keras-unsafe-mode", location, "config sets safe_mode to false", SCANNER)
+
+
+def _report_import(
+    obj: dict[str, Any], module: str, class_name: str, location: Location, ctx: ScanContext
+) -> None:
+    """An object Keras rebuilds by importing module.name. Functions are
+    serialised as class_name "function" with the name in config; such an
+    import of a denied callable (os.system, builtins.eval, ...) is high."""
+    from ..rules import Verdict
+
+    config = obj.get("config")
+    name = config if class_name == "function" and isinstance(config, str) else class_name
+    verdict = ctx.rules.classify(module, name)
+    if verdict.verdict is Verdict.DENIED and verdict.rule is not None:
+        ctx.report(
+            "keras-dangerous-import",
+            location,
+            f"config makes Keras import {module}.{name} ({verdict.rule.title})",
+            SCANNER,
+            subject=f"{module}.{name}",
+        )
+        return
+    ctx.report(
+        "keras-custom-object",
+        location,
+        f"{class_name} comes from module {module!r}; loading imports and runs that code",
+        SCANNER,
+        subject=f"{module}.{name}",
+    )
 
 
 def _parse(raw: bytes, location: Location, ctx: ScanContext) -> object | None:

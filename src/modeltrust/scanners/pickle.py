@@ -264,7 +264,15 @@ _LOADERS = _PICKLE_LOADERS | _TORCH_BYTES_LOADERS | _CODE_LOADERS
 # copyreg._reconstructor(cls, base, state) runs base.__init__(obj, state)
 # unless base is object: base is called, though it appears only as an argument.
 _RECONSTRUCTOR = ("copyreg", "_reconstructor")
-_NOT_PLAIN = _LOADERS | {_RECONSTRUCTOR}
+# Allowed callables that call one of their arguments: (module, name) -> index.
+# copyreg._reconstructor(cls, base, state) runs base.__init__(obj, state) unless
+# base is object; torch's _rebuild_from_type(_v2)(func, type, args, ...) runs func(*args).
+_CALLS_ARGUMENT = {
+    _RECONSTRUCTOR: 1,
+    ("torch._tensor", "_rebuild_from_type_v2"): 0,
+    ("torch._tensor", "_rebuild_from_type"): 0,
+}
+_NOT_PLAIN = _LOADERS | set(_CALLS_ARGUMENT)
 
 
 def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
@@ -907,12 +915,11 @@ def _stack_global(
 def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
-        if (func.module, func.name) == _RECONSTRUCTOR and isinstance(args, tuple) and len(args) >= 2:
-            base = args[1]
-            if not (isinstance(base, Ref) and (base.module, base.name) == ("builtins", "object")):
-                _judge_call(
-                    ctx, base, args[2:], offset, f"{opcode} of copyreg._reconstructor (base.__init__)"
-                )
+        index = _CALLS_ARGUMENT.get((func.module, func.name))
+        if index is not None and isinstance(args, tuple) and len(args) > index:
+            called = args[index]
+            if not (isinstance(called, Ref) and (called.module, called.name) == ("builtins", "object")):
+                _judge_call(ctx, called, args[index + 1 :], offset, f"{opcode} via {func.dotted}")
         _inspect_loader_call(ctx, func, args, offset)
 
 

@@ -33,6 +33,8 @@ _LOCAL_STRUCT = struct.Struct("<4sHHHHHIIIHH")
 
 STORED = 0
 DEFLATED = 8
+BZIP2 = 12
+LZMA = 14
 
 
 class ZipFormatError(Exception):
@@ -96,6 +98,9 @@ class ZipArchive:
             return raw
         if member.method == DEFLATED:
             return SpooledReader(_inflate(raw), limit)
+        if member.method in (BZIP2, LZMA):
+            # Python's zipfile (so np.load of .npz) reads these; torch does not.
+            return SpooledReader(_decompress_stream(raw, member.method), limit)
         raise ZipFormatError(f"member {member.name!r} uses compression method {member.method}")
 
 
@@ -111,6 +116,36 @@ def _inflate(raw: ByteReader) -> Iterator[bytes]:
     tail = inflater.flush()
     if tail:
         yield tail
+
+
+def _decompress_stream(raw: ByteReader, method: int) -> Iterator[bytes]:
+    """bzip2 or zip-LZMA (4-byte header, LZMA1 properties, raw stream), with
+    output bounded per call so a small input cannot balloon in memory."""
+    import bz2
+    import lzma
+
+    offset = 0
+    if method == BZIP2:
+        engine: bz2.BZ2Decompressor | lzma.LZMADecompressor = bz2.BZ2Decompressor()
+    else:
+        header = raw.read_at(0, 4)
+        if len(header) < 4:
+            raise ZipFormatError("LZMA member header is truncated")
+        props_size = int.from_bytes(header[2:4], "little")
+        props = raw.read_at(4, props_size)
+        lzma_filter = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+        engine = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter])
+        offset = 4 + props_size
+    for chunk in iter_chunks(raw, offset=offset):
+        out = engine.decompress(chunk, 1 << 20)
+        while True:
+            if out:
+                yield out
+            if engine.eof or engine.needs_input:
+                break
+            out = engine.decompress(b"", 1 << 20)
+        if engine.eof:
+            return
 
 
 def is_zip(head: bytes) -> bool:
