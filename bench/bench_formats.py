@@ -19,6 +19,9 @@ from pathlib import Path
 
 from bench_pickle import BIN, OUT, peak_rss_kib, timed
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from pbwire import field, varint
+
 CHUNK = 64 << 20
 
 
@@ -46,30 +49,17 @@ def make_safetensors(path: Path, size: int) -> None:
         _zeros(handle, n * per)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def make_onnx(path: Path, size: int) -> None:
     """ModelProto{ir_version, opset, graph{node Add, initializer with raw_data}}, streamed."""
-    node = _field(1, b"x") + _field(1, b"w") + _field(2, b"y") + _field(4, b"Add")
-    tensor_head = _varint(1 << 3) + _varint(size // 4) + _varint(2 << 3) + _varint(1) + _field(8, b"w")
+    node = field(1, b"x") + field(1, b"w") + field(2, b"y") + field(4, b"Add")
+    tensor_head = varint(1 << 3) + varint(size // 4) + varint(2 << 3) + varint(1) + field(8, b"w")
     raw_len = size // 4 * 4
-    tensor_len = len(tensor_head) + len(_varint(9 << 3 | 2)) + len(_varint(raw_len)) + raw_len
-    graph_body_head = _field(1, node) + _varint(5 << 3 | 2) + _varint(tensor_len) + tensor_head
-    graph_body_head += _varint(9 << 3 | 2) + _varint(raw_len)
+    tensor_len = len(tensor_head) + len(varint(9 << 3 | 2)) + len(varint(raw_len)) + raw_len
+    graph_body_head = field(1, node) + varint(5 << 3 | 2) + varint(tensor_len) + tensor_head
+    graph_body_head += varint(9 << 3 | 2) + varint(raw_len)
     graph_len = len(graph_body_head) + raw_len
-    model_head = _varint(1 << 3) + _varint(9) + _field(8, _field(1, b"") + _varint(2 << 3) + _varint(17))
-    model_head += _varint(7 << 3 | 2) + _varint(graph_len) + graph_body_head
+    model_head = varint(1 << 3) + varint(9) + field(8, field(1, b"") + varint(2 << 3) + varint(17))
+    model_head += varint(7 << 3 | 2) + varint(graph_len) + graph_body_head
     with path.open("wb") as handle:
         handle.write(model_head)
         _zeros(handle, raw_len)

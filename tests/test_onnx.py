@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from modeltrust.findings import Severity
 
-from .conftest import rule_ids, scan_bytes
+from .conftest import ROOT, rule_ids, scan_bytes
 
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number: int, payload: bytes | int) -> bytes:
-    if isinstance(payload, int):
-        return varint(number << 3) + varint(payload)
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+sys.path.insert(0, str(ROOT / "fixtures"))
+from pbwire import field
 
 
 def model(graph: bytes, opsets: list[tuple[str, int]] = (("", 17),)) -> bytes:  # type: ignore[assignment]
