@@ -40,7 +40,7 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "sarif"]),
     default="text",
     show_default=True,
     help="Report format on stdout (or in --output).",
@@ -120,7 +120,7 @@ def scan(
         else None,
     )
     ruleset = load_rules(config.rules_files, cache_dir=cache)
-    bar, update = _progress(not no_progress and not (fmt == "json" and output is None))
+    bar, update = _progress(not no_progress and not (fmt != "text" and output is None))
     if bar is not None:
         with bar:
             report = run_scan(config, ruleset, update)
@@ -131,8 +131,13 @@ def scan(
     report = policy.apply(report)
     if json_report:
         Path(json_report).write_text(render_json(report, threshold, ruleset, policy.name), encoding="utf-8")
-    if fmt == "json":
-        text = render_json(report, threshold, ruleset, policy.name)
+    if fmt in ("json", "sarif"):
+        if fmt == "sarif":
+            from ..reporting.sarif import render_sarif
+
+            text = render_sarif(report, ruleset)
+        else:
+            text = render_json(report, threshold, ruleset, policy.name)
         if output:
             Path(output).write_text(text, encoding="utf-8")
         else:
