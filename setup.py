@@ -54,5 +54,8 @@ setup(
     ],
     # The rules live at the top of the repository and ship inside the package.
     package_dir={"": "src", "modeltrust.rules": "rules"},
-    package_data={f"modeltrust.rules{sub}": ["*.yaml"] for sub in ("", ".pickle", ".policies", ".code")},
+    package_data={
+        **{f"modeltrust.rules{sub}": ["*.yaml"] for sub in ("", ".pickle", ".policies", ".code")},
+        "modeltrust.reporting": ["*.schema.json"],
+    },
 )
