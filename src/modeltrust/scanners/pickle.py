@@ -168,6 +168,9 @@ class PickleStats:
         self.pickles = 0
         # Regions a container hook skipped (joblib array bytes between opcodes).
         self.skipped_regions = 0
+        # Denied imports, reported by finish() with how they were used:
+        # (module, name) -> [import opcode, import offset, call text or ""].
+        self.denied: dict[tuple[str, str], list[object]] = {}
         # (module, name) -> [count, offset of the first import]
         self.imports: dict[tuple[str, str], list[int]] = {}
 
@@ -282,21 +285,16 @@ def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
         ctx.stats.imports[(ref.module, ref.name)] = [1, ref.offset]
     else:
         seen[0] += 1
-    verdict = ref.verdict
-    if verdict.verdict is Verdict.DENIED and verdict.rule is not None:
-        rule = verdict.rule
-        ctx.report(
-            rule.id,
-            ref.offset,
-            f"{opcode} imports {ref.dotted}: {rule.title[:1].lower()}{rule.title[1:]}",
-            subject=ref.dotted,
-            once_key="import",
-        )
+    if ref.verdict.verdict is Verdict.DENIED:
+        ctx.stats.denied.setdefault((ref.module, ref.name), [opcode, ref.offset, ""])
 
 
 def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
     if isinstance(func, Ref):
         verdict = func.verdict.verdict
+        denied = ctx.stats.denied.get((func.module, func.name))
+        if denied is not None and not denied[2]:
+            denied[2] = f"{opcode} calls it at @{offset} with ({describe(args)})"
         if verdict is Verdict.UNKNOWN:
             ctx.report(
                 "pickle-unknown-call",
@@ -987,7 +985,20 @@ def _report_persid(ctx: PickleContext, offset: int, pid: object) -> None:
 
 
 def finish(ctx: PickleContext) -> None:
-    """After all streams of a file: unknown imports never called are medium findings."""
+    """After all streams of a file: denied imports (with how they were called),
+    and unknown imports never called (medium)."""
+    for (module, name), (opcode, offset, call) in ctx.stats.denied.items():
+        rule = ctx.rules.classify(module, name).rule
+        if rule is None:
+            continue
+        usage = f"; {call}" if call else "; it is imported but not called here"
+        ctx.report(
+            rule.id,
+            offset if isinstance(offset, int) else None,
+            f"{opcode} imports {module}.{name} ({rule.title}){usage}",
+            subject=f"{module}.{name}",
+            once_key="import",
+        )
     reported = {f.subject for f in ctx.findings if f.location == ctx.location.at(f.location.offset)}
     for (module, name), (count, offset) in ctx.stats.imports.items():
         verdict = ctx.rules.classify(module, name)

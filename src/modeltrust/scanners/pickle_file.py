@@ -37,8 +37,10 @@ def scan_pickle_reader(
     )
     pctx.on_build = joblib.make_build_hook(reader.size, pctx)
     first = len(ctx.findings)
-    scan_pickle_stream(pctx, start, reader.size, max_pickles=max_pickles)
-    finish(pctx)
+    try:
+        scan_pickle_stream(pctx, start, reader.size, max_pickles=max_pickles)
+    finally:  # what was seen is reported even if a scanner bug ends the walk
+        finish(pctx)
     if pctx.stats.skipped_regions:
         _plain_pickle_view(reader, location, ctx, start, max_pickles)
     if ctx.deep:
