@@ -342,3 +342,26 @@ def test_payload_hidden_in_joblib_array_bytes_is_found(rules: RuleSet, tmp_path:
     hidden = scan_bytes(tmp_path, stream + payload + b".")
     found = [f for f in hidden.findings if f.rule_id == "pickle-os-command"]
     assert found and "plain pickle.load" in found[0].message
+
+
+def test_getattr_on_an_allowed_class_is_folded_into_an_import(rules: RuleSet) -> None:
+    import datetime
+
+    benign = pickle.dumps(datetime.datetime.fromisoformat, protocol=4)  # getattr(datetime, "fromisoformat")
+    assert ids(walk(benign, rules)) == []
+    unlisted = b"\x80\x04" + su("builtins") + su("getattr") + b"\x93" + su("collections") + su("OrderedDict")
+    unlisted += b"\x93" + su("fromkeys") + b"\x86R" + b")R."
+    assert ids(walk(unlisted, rules)) == ["pickle-unknown-call"]
+    dunder = b"\x80\x04" + su("builtins") + su("getattr") + b"\x93" + su("collections") + su("OrderedDict")
+    dunder += b"\x93" + su("__init__") + b"\x86R."
+    assert "pickle-attribute-access" in ids(walk(dunder, rules))
+
+
+def test_getattr_that_cannot_be_folded_is_still_high(rules: RuleSet) -> None:
+    import zoneinfo
+
+    folded = pickle.dumps(zoneinfo.ZoneInfo("UTC"), protocol=4)
+    assert ids(walk(folded, rules)) == []
+    data = b"\x80\x04" + su("builtins") + su("getattr") + b"\x93" + su("builtins") + su("dict") + b"\x93)R"
+    data += su("items") + b"\x86R."  # getattr(dict(), "items"): target is a call result
+    assert "pickle-attribute-access" in ids(walk(data, rules))

@@ -168,6 +168,9 @@ class PickleStats:
         self.pickles = 0
         # Regions a container hook skipped (joblib array bytes between opcodes).
         self.skipped_regions = 0
+        # getattr(allowed_object, "name") calls folded into imports, and the rest.
+        self.getattr_resolved = 0
+        self.getattr_unresolved = 0
         # Denied imports, reported by finish() with how they were used:
         # (module, name) -> [import opcode, import offset, call text or ""].
         self.denied: dict[tuple[str, str], list[object]] = {}
@@ -292,6 +295,8 @@ def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
 def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
     if isinstance(func, Ref):
         verdict = func.verdict.verdict
+        if (func.module, func.name) in _GETATTR:  # any getattr call that was not folded
+            ctx.stats.getattr_unresolved += 1
         denied = ctx.stats.denied.get((func.module, func.name))
         if denied is not None and not denied[2]:
             denied[2] = f"{opcode} calls it at @{offset} with ({describe(args)})"
@@ -571,7 +576,9 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
                 func = stack[-1]
                 stack[-1] = Call(func, args, base + op_pos)
                 if not isinstance(func, Ref) or not func.plain:
-                    _on_call(ctx, func, args, base + op_pos, "REDUCE")
+                    resolved = _on_call(ctx, func, args, base + op_pos, "REDUCE")
+                    if resolved is not None:
+                        stack[-1] = resolved
                 if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
                     if nxt == 0x72:
@@ -910,7 +917,33 @@ def _stack_global(
     return Ref(describe(module), describe(name), offset, ImportVerdict(Verdict.UNKNOWN))
 
 
-def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
+_GETATTR = {("builtins", "getattr"), ("__builtin__", "getattr")}
+
+
+def _fold_getattr(ctx: PickleContext, args: object, offset: int) -> Ref | None:
+    """getattr(AllowedClass, "name") is how pickle stores bound methods and some
+    classmethods: it imports `module.Class.name`, judged like any import (a
+    dunder or unlisted name stays a finding)."""
+    if not (
+        isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], Ref) and isinstance(args[1], str)
+    ):
+        return None
+    target, attr = args[0], args[1]
+    if target.verdict.verdict is not Verdict.ALLOWED:
+        return None
+    name = f"{target.name}.{attr}"
+    ref = Ref(target.module, name, offset, ctx.rules.classify(target.module, name))
+    _judge_import(ctx, ref, "getattr")
+    return ref
+
+
+def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> Ref | None:
+    """Judge a call; returns an import the call was folded into, if any."""
+    if isinstance(func, Ref) and (func.module, func.name) in _GETATTR and opcode == "REDUCE":
+        folded = _fold_getattr(ctx, args, offset)
+        if folded is not None:
+            ctx.stats.getattr_resolved += 1
+            return folded
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
         index = _CALLS_ARGUMENT.get((func.module, func.name))
@@ -919,6 +952,7 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
             if not (isinstance(called, Ref) and (called.module, called.name) == ("builtins", "object")):
                 _judge_call(ctx, called, args[index + 1 :], offset, f"{opcode} via {func.dotted}")
         _inspect_loader_call(ctx, func, args, offset)
+    return None
 
 
 def _on_instantiate(ctx: PickleContext, cls: object, args: object, offset: int, opcode: str) -> None:
@@ -987,9 +1021,10 @@ def _report_persid(ctx: PickleContext, offset: int, pid: object) -> None:
 def finish(ctx: PickleContext) -> None:
     """After all streams of a file: denied imports (with how they were called),
     and unknown imports never called (medium)."""
+    folded_only = ctx.stats.getattr_resolved > 0 and ctx.stats.getattr_unresolved == 0
     for (module, name), (opcode, offset, call) in ctx.stats.denied.items():
         rule = ctx.rules.classify(module, name).rule
-        if rule is None:
+        if rule is None or (folded_only and (module, name) in _GETATTR):
             continue
         usage = f"; {call}" if call else "; it is imported but not called here"
         ctx.report(
