@@ -36,13 +36,10 @@ def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, regist
         ctx.report("scan-error", location, f"format detection failed: {type(exc).__name__}: {exc}", "detect")
         return ctx.covered_by.setdefault(str(location), "none")
     ctx.formats[str(location)] = fmt
-    scanner = registry.for_format(fmt)
-    name = scanner.name if scanner is not None else registry.fallback.name
+    scanner = registry.for_format(fmt) or registry.fallback
+    name = scanner.name
     try:
-        if scanner is None:
-            registry.fallback.scan(reader, location, ctx, fmt if fmt != detect.UNKNOWN else "")
-        else:
-            scanner.scan(reader, location, ctx)
+        scanner.scan(reader, location, ctx)
     except RecursionError:
         ctx.report("scan-error", location, "structure nests too deeply to analyse", name)
     except MemoryError:

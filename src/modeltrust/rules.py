@@ -170,9 +170,6 @@ class RuleSet:
                 return rule
         return None
 
-    def is_allowed(self, module: str, name: str) -> bool:
-        return self.classify(module, name).verdict is Verdict.ALLOWED
-
 
 # --- loading ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from .. import detect
 from .base import ScanContext, Scanner
 from .data import UnverifiedScanner
 
@@ -19,21 +20,17 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "zip": ("archive", "ZipScanner"),
     "tar": ("archive", "TarScanner"),
     "numpy": ("numpy", "NumpyScanner"),
-    **{fmt: ("compressed", "CompressedScanner") for fmt in ("gzip", "zlib", "bzip2", "xz", "lzma", "lz4")},
-    "joblib-zlib": ("compressed", "CompressedScanner"),
+    **{fmt: ("compressed", "CompressedScanner") for fmt in detect.COMPRESSED},
     "safetensors": ("safetensors", "SafetensorsScanner"),
     "gguf": ("gguf", "GGUFScanner"),
     "onnx": ("onnx", "OnnxScanner"),
     "hdf5": ("keras", "Hdf5Scanner"),
     "tf-savedmodel": ("savedmodel", "SavedModelScanner"),
     "7z": ("sevenzip", "SevenZipScanner"),
-    **{
-        fmt: ("data", "PlainDataScanner")
-        for fmt in ("text", "png", "jpeg", "gif", "pdf", "parquet", "sqlite", "empty")
-    },
+    **{fmt: ("data", "PlainDataScanner") for fmt in detect.PLAIN_DATA},
     "python": ("code", "PythonScanner"),
     "script": ("code", "ScriptScanner"),
-    **{fmt: ("code", "ExecutableScanner") for fmt in ("elf", "pe", "mach-o")},
+    **{fmt: ("code", "ExecutableScanner") for fmt in detect.EXECUTABLE},
     "json": ("code", "JsonConfigScanner"),
 }
 
@@ -56,9 +53,6 @@ class Registry:
             module = importlib.import_module(f".{entry[0]}", __package__)
             self._loaded[entry] = getattr(module, entry[1])()
         return self._loaded[entry]
-
-    def formats(self) -> list[str]:
-        return sorted(set(SCANNERS) | set(self._by_format))
 
 
 __all__ = ["SCANNERS", "Registry", "ScanContext", "Scanner"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..detect import EXECUTABLE
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
 from .base import ScanContext
@@ -79,12 +80,10 @@ class ScriptScanner:
 
 class ExecutableScanner:
     name = "executable"
-    formats = ("elf", "pe", "mach-o")
+    formats = tuple(sorted(EXECUTABLE))
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        from ..detect import sniff
-
-        kind = sniff(reader)
+        kind = ctx.formats[str(location)]  # detected once, by the engine
         ctx.report(
             "code-executable",
             location,

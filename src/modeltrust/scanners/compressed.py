@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from ..detect import COMPRESSED
 from ..findings import Location
 from ..reader import ByteReader, SpooledReader, TooLarge, iter_chunks
 from .base import ScanContext
@@ -100,12 +101,10 @@ def _joblib_zf_offset(reader: ByteReader) -> int:
 
 class CompressedScanner:
     name = SCANNER
-    formats = ("gzip", "zlib", "bzip2", "xz", "lzma", "lz4", "joblib-zlib")
+    formats = tuple(sorted(COMPRESSED))
 
-    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext, fmt: str = "") -> None:
-        from ..detect import sniff
-
-        fmt = fmt or sniff(reader)
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        fmt = ctx.formats[str(location)]  # detected once, by the engine
         make = _ENGINES["zlib" if fmt == "joblib-zlib" else fmt]
         skip = _joblib_zf_offset(reader) if fmt == "joblib-zlib" else 0
         limit = ctx.inflate_limit(reader.size)

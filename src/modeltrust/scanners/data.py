@@ -27,8 +27,9 @@ class UnverifiedScanner:
     name = "unverified"
     formats = ()
 
-    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext, fmt: str = "") -> None:
-        kind = fmt or "unrecognised binary data"
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        fmt = ctx.formats.get(str(location), detect.UNKNOWN)
+        kind = "unrecognised binary data" if fmt == detect.UNKNOWN else fmt
         ctx.report(
             "scan-unverified",
             location,

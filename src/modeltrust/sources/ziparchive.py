@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..reader import ByteReader, SliceReader, SpooledReader, TooLarge, iter_chunks
+from ..reader import ByteReader, SliceReader, SpooledReader, iter_chunks
 
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
@@ -148,10 +148,6 @@ def _decompress_stream(raw: ByteReader, method: int) -> Iterator[bytes]:
             return
 
 
-def is_zip(head: bytes) -> bool:
-    return head[:4] in (_LOCAL, _EOCD) or head[:4] == b"PK\x07\x08"
-
-
 def _find_eocd(reader: ByteReader) -> int:
     """Offset of the end-of-central-directory record: the last one in the
     final 64 KiB + 22 bytes, as miniz and zipfile search."""
@@ -258,11 +254,9 @@ def crc_matches(reader: ByteReader, expected: int) -> bool:
 
 
 __all__ = [
-    "TooLarge",
     "ZipArchive",
     "ZipFormatError",
     "ZipMember",
     "crc_matches",
-    "is_zip",
     "read_zip",
 ]
