@@ -7,18 +7,20 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import __version__, detect
 from .config import ScanConfig
 from .findings import Artifact, Finding, Location, ScanReport
-from .reader import ByteReader, FileReader, iter_chunks
+from .reader import ByteReader, FileReader
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext
 from .scanners.base import Budget
 from .sources.local import LocalFile, expand_targets
 
 if TYPE_CHECKING:
+    from .digests import HashPool, PrefixHasher
     from .sources.hub import Snapshot
 
 ProgressCallback = Callable[[str, int], None]
@@ -50,13 +52,27 @@ def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, regist
     return ctx.covered_by.setdefault(str(location), name)
 
 
-def sha256_of(reader: ByteReader) -> str:
-    import hashlib
+def _hash_pool(config: ScanConfig) -> HashPool | None:
+    if not config.hash_files:
+        return None
+    from .digests import HashPool
 
-    digest = hashlib.sha256()
-    for chunk in iter_chunks(reader, chunk=4 << 20):
-        digest.update(chunk)
-    return digest.hexdigest()
+    return HashPool()
+
+
+def _hashing_reader(reader: ByteReader) -> PrefixHasher:
+    """Hash what the scanner reads from the start of the file, in the same read."""
+    from .digests import PrefixHasher
+
+    return PrefixHasher(reader)
+
+
+def _finish_hash(prefix: PrefixHasher, item: LocalFile, key: int, hashes: HashPool) -> None:
+    """The rest of the file is hashed on a worker thread while the scan moves on."""
+    if item.opener is not None:  # not a local file: finish through the same reader
+        hashes.add(key, prefix.finish())
+    else:
+        hashes.finish_file(key, item.path, prefix)
 
 
 @contextlib.contextmanager
@@ -95,22 +111,31 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
 
     budget = Budget(config.limits.max_total_decompressed_bytes)
     items, snapshots = _gather(config, findings, ruleset)
-    for item in items:
-        if progress is not None:
-            progress(item.display, item.size)
-        ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep, budget=budget)
-        location = Location(item.display)
-        try:
-            reader = item.opener() if item.opener is not None else FileReader(item.path)
-        except OSError as exc:
-            ctx.report("scan-unverified", location, f"cannot read file: {exc.strerror}", "engine")
-            artifacts.append(Artifact(item.display, item.size, detect.UNKNOWN, "none"))
-            continue
-        with reader:
-            covered = scan_reader(reader, location, ctx, registry)
-            fmt = ctx.formats.get(str(location), detect.UNKNOWN)
-            digest = item.sha256 or (sha256_of(reader) if config.hash_files else None)
-        artifacts.append(Artifact(item.display, reader.size, fmt, covered, digest))
+    hashes = _hash_pool(config)
+    with hashes or contextlib.nullcontext():
+        for index, item in enumerate(items):
+            if progress is not None:
+                progress(item.display, item.size)
+            ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep, budget=budget)
+            location = Location(item.display)
+            try:
+                reader = item.opener() if item.opener is not None else FileReader(item.path)
+            except OSError as exc:
+                ctx.report("scan-unverified", location, f"cannot read file: {exc.strerror}", "engine")
+                artifacts.append(Artifact(item.display, item.size, detect.UNKNOWN, "none"))
+                continue
+            with reader:
+                prefix = _hashing_reader(reader) if hashes is not None and item.sha256 is None else None
+                covered = scan_reader(reader if prefix is None else prefix, location, ctx, registry)
+                if prefix is not None and hashes is not None:
+                    _finish_hash(prefix, item, index, hashes)
+                fmt = ctx.formats.get(str(location), detect.UNKNOWN)
+            artifacts.append(Artifact(item.display, reader.size, fmt, covered, item.sha256))
+    if hashes is not None:
+        artifacts = [
+            replace(a, sha256=hashes.results[i].sha256) if i in hashes.results else a
+            for i, a in enumerate(artifacts)
+        ]
     if snapshots:
         from .sources.hub_targets import compare_with_hub_scan
 
