@@ -80,3 +80,12 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
     first = sarif_of(str(FIXTURES / "malicious" / "inst_opcode.pkl"))
     second = sarif_of(str(FIXTURES / "malicious" / "inst_opcode.pkl"))
     assert first == second
+
+
+def test_info_findings_are_not_alerts() -> None:
+    """A README is text data (info): code scanning would show it as an alert."""
+    log = sarif_of(str(ROOT / "examples" / "tiny-model"), str(FIXTURES / "malicious" / "os_system_p4.pkl"))
+    [run] = log["runs"]  # type: ignore[misc]
+    levels = {r["properties"]["severity"] for r in run["results"]}
+    assert levels == {"critical"}  # the README's info finding is not an alert
+    assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {r["ruleId"] for r in run["results"]}

@@ -45,5 +45,9 @@ class ScanConfig:
     hash_files: bool = False
     deep: bool = False
     """Cross-check pickles with fickling (slower; adds its verdict as findings)."""
+    include: tuple[str, ...] = ()
+    """Globs over paths relative to each target; only matching files are scanned."""
+    exclude: tuple[str, ...] = ()
+    """Globs over paths relative to each target; matching files are skipped."""
     hub: HubSettings | None = None
     """How to reach the Hugging Face Hub; None: targets are local paths only."""

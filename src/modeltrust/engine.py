@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from . import __version__, detect
 from .config import ScanConfig
-from .findings import Artifact, Finding, Location, ScanReport
+from .errors import ModelTrustError
+from .findings import Artifact, Finding, Location, ScanReport, TargetError
 from .reader import ByteReader, FileReader
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext
 from .scanners.base import Budget
+from .selection import matches_selection
 from .sources.local import LocalFile, expand_targets
 
 if TYPE_CHECKING:
@@ -110,7 +113,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         return scan_reader(reader, location, ctx, registry)
 
     budget = Budget(config.limits.max_total_decompressed_bytes)
-    items, snapshots = _gather(config, findings, ruleset)
+    items, snapshots, errors = _gather(config, findings, ruleset)
     hashes = _hash_pool(config)
     with hashes or contextlib.nullcontext():
         for index, item in enumerate(items):
@@ -150,30 +153,56 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         tool_version=__version__,
         targets=config.targets,
         sources=tuple(_records(snapshots)),
+        errors=tuple(errors),
     )
 
 
 def _gather(
     config: ScanConfig, findings: list[Finding], rules: RuleSet
-) -> tuple[list[LocalFile], list[Snapshot]]:
+) -> tuple[list[LocalFile], list[Snapshot], list[TargetError]]:
     """Files for every target: local paths are walked; hub targets are resolved,
-    fetched and verified first (their problems become findings)."""
+    fetched and verified first (their problems become findings). A target that
+    cannot be read at all is recorded as an error and the others go on."""
     items: list[LocalFile] = []
     snapshots: list[Snapshot] = []
+    errors: list[TargetError] = []
+    for target in config.targets:
+        try:
+            snapshot, files = _gather_target(target, config, findings, rules)
+        except ModelTrustError as exc:
+            errors.append(TargetError(target, str(exc)))
+            continue
+        if snapshot is not None:
+            snapshots.append(snapshot)
+        items.extend(files)
+    return items, snapshots, errors
+
+
+def _gather_target(
+    target: str, config: ScanConfig, findings: list[Finding], rules: RuleSet
+) -> tuple[Snapshot | None, list[LocalFile]]:
     settings = config.hub
+    hub_target = None
     if settings is not None:
         from .sources.hub import parse_target
-    for target in config.targets:
-        hub_target = parse_target(target, settings.assume_hub) if settings is not None else None
-        if hub_target is None or settings is None:
-            items.extend(expand_targets((target,)))
-            continue
-        from .sources.hub_targets import gather_hub_target  # imports the hub client only when needed
 
-        snapshot, files = gather_hub_target(hub_target, settings, rules, findings)
-        snapshots.append(snapshot)
-        items.extend(files)
-    return items, snapshots
+        hub_target = parse_target(target, settings.assume_hub)
+    if hub_target is None or settings is None:
+        chosen = (f for f in expand_targets((target,)) if _chosen(f, target, config))
+        return None, list(chosen)
+    from .sources.hub_targets import gather_hub_target  # imports the hub client only when needed
+
+    return gather_hub_target(hub_target, settings, rules, findings)
+
+
+def _chosen(item: LocalFile, target: str, config: ScanConfig) -> bool:
+    """--include/--exclude match a local file's path below its folder target,
+    or the file's own name for a file target (as they match repo paths)."""
+    if item.display == target:
+        relative = os.path.basename(target)
+    else:
+        relative = os.path.relpath(item.display, target).replace(os.sep, "/")
+    return matches_selection(relative, config.include, config.exclude)
 
 
 def _records(snapshots: list[Snapshot]) -> list[dict[str, object]]:

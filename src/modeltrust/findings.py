@@ -88,6 +88,15 @@ class Artifact:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetError:
+    """A target that could not be scanned at all (missing path, unreachable repo).
+    The other targets are still scanned; the CLI exits 2."""
+
+    target: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     artifacts: tuple[Artifact, ...]
     findings: tuple[Finding, ...]
@@ -97,6 +106,8 @@ class ScanReport:
     targets: tuple[str, ...] = field(default=())
     sources: tuple[dict[str, object], ...] = field(default=())
     """Where remote targets came from: repo, requested revision, commit, metadata."""
+    errors: tuple[TargetError, ...] = field(default=())
+    """Targets that could not be scanned; a report with errors never passes."""
 
     @property
     def max_severity(self) -> Severity | None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ..baseline import apply_baseline, load_baseline
 from ..config import ScanConfig
 from ..findings import Severity
-from .main import EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, hub_settings, rules_option
+from .main import EXIT_ERROR, EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, hub_settings, rules_option
+from .output import check_writable, write_atomic, write_stdout
+
+if TYPE_CHECKING:
+    from ..findings import ScanReport
+    from ..rules import RuleSet
 
 SEVERITIES = [s.label for s in Severity]
 
@@ -73,8 +80,24 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
 @rules_option
 @click.option("--hub", "assume_hub", is_flag=True, help="Read ORG/NAME[@REV] targets as Hugging Face repos.")
 @click.option("--remote", is_flag=True, help="Scan hub files through HTTP range requests; download nothing.")
-@click.option("--include", multiple=True, help="Only these repo files (glob, repeatable) for hub targets.")
-@click.option("--exclude", multiple=True, help="Skip these repo files (glob, repeatable) for hub targets.")
+@click.option(
+    "--include", multiple=True, help="Only files whose path in the repo or folder matches (glob, repeatable)."
+)
+@click.option(
+    "--exclude", multiple=True, help="Skip files whose path in the repo or folder matches (glob, repeatable)."
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A JSON report written earlier: its findings are accepted; only new ones fail.",
+)
+@click.option(
+    "--write-baseline",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write this scan's JSON report as the baseline for later scans.",
+)
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
 @click.option("--deep", is_flag=True, help="Also run fickling's analysis on each pickle (slower).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
@@ -92,6 +115,8 @@ def scan(
     remote: bool,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
+    baseline: str | None,
+    write_baseline: str | None,
     hash_files: bool,
     deep: bool,
     no_progress: bool,
@@ -103,9 +128,10 @@ def scan(
     from ..engine import scan as run_scan
     from ..policy import resolve_policy
     from ..reporting.json import render_json
-    from ..reporting.text import render_text
     from ..rules import default_rules_dir, load_rules
 
+    check_writable(output, json_report, write_baseline)
+    accepted = load_baseline(baseline) if baseline else None
     cache = cache_dir()
     policy = resolve_policy(policy_name, default_rules_dir(), cache)
     threshold = Severity.parse(fail_on) if fail_on else policy.fail_on
@@ -115,6 +141,8 @@ def scan(
         fail_on=threshold,
         hash_files=hash_files,
         deep=deep,
+        include=include,
+        exclude=exclude,
         hub=hub_settings(assume_hub, include, exclude, remote)
         if _may_be_remote(targets, assume_hub)
         else None,
@@ -129,22 +157,42 @@ def scan(
     for waiver in policy.expired():
         click.echo(f"warning: policy exception for {waiver.rule} expired on {waiver.expires}", err=True)
     report = policy.apply(report)
-    if json_report:
-        Path(json_report).write_text(render_json(report, threshold, ruleset, policy.name), encoding="utf-8")
-    if fmt in ("json", "sarif"):
-        if fmt == "sarif":
-            from ..reporting.sarif import render_sarif
-
-            text = render_sarif(report, ruleset)
-        else:
-            text = render_json(report, threshold, ruleset, policy.name)
-        if output:
-            Path(output).write_text(text, encoding="utf-8")
-        else:
-            click.echo(text, nl=False)
-    elif output:
-        with open(output, "w", encoding="utf-8") as handle:
-            render_text(report, threshold, ruleset, handle, color=False, verbose=verbose)
+    if accepted is not None and baseline:
+        report = apply_baseline(report, accepted, baseline)
+    for error in report.errors:
+        click.echo(f"error: {error.message}", err=True)
+    for path in (json_report, write_baseline):
+        if path:
+            write_atomic(path, render_json(report, threshold, ruleset, policy.name))
+    text = _render(report, fmt, threshold, ruleset, policy.name, verbose, color=output is None)
+    if output:
+        write_atomic(output, text)
     else:
-        render_text(report, threshold, ruleset, sys.stdout, verbose=verbose)
+        write_stdout(text)
+    if report.errors:
+        sys.exit(EXIT_ERROR)
     sys.exit(EXIT_POLICY if report.at_or_above(threshold) else EXIT_OK)
+
+
+def _render(
+    report: ScanReport,
+    fmt: str,
+    threshold: Severity,
+    ruleset: RuleSet,
+    policy: str,
+    verbose: bool,
+    color: bool,
+) -> str:
+    if fmt == "sarif":
+        from ..reporting.sarif import render_sarif
+
+        return render_sarif(report, ruleset)
+    if fmt == "json":
+        from ..reporting.json import render_json
+
+        return render_json(report, threshold, ruleset, policy)
+    from ..reporting.text import render_text
+
+    buffer = io.StringIO()
+    render_text(report, threshold, ruleset, buffer, color=color and sys.stdout.isatty(), verbose=verbose)
+    return buffer.getvalue()

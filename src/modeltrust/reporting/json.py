@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..baseline import fingerprint
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
 
@@ -29,6 +30,7 @@ def finding_to_dict(finding: Finding, rules: RuleSet | None) -> dict[str, Any]:
         "cwe": rule.cwe if rule else "",
         "references": list(finding.references),
         "waiver": finding.waiver or None,
+        "fingerprint": fingerprint(finding),
     }
 
 
@@ -46,7 +48,7 @@ def report_to_dict(
         "rules_version": report.rules_version,
         "targets": list(report.targets),
         "verdict": {
-            "passed": not failing,
+            "passed": not failing and not report.errors,
             "policy": policy,
             "fail_on": fail_on.label,
             "failing_findings": len(failing),
@@ -65,6 +67,7 @@ def report_to_dict(
             for a in report.artifacts
         ],
         "findings": [finding_to_dict(f, rules) for f in report.findings],
+        "errors": [{"target": e.target, "message": e.message} for e in report.errors],
         "duration_seconds": round(report.duration_seconds, 3),
     }
 

@@ -98,11 +98,14 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
 
 
 def report_to_sarif(report: ScanReport, rules: RuleSet | None = None) -> dict[str, Any]:
+    # Code scanning shows every result as an alert; `info` findings (a README is
+    # text data) stay in the JSON report.
+    findings = [f for f in report.findings if f.severity >= Severity.LOW]
     rule_ids: list[str] = []
-    for finding in report.findings:
+    for finding in findings:
         if finding.rule_id not in rule_ids:
             rule_ids.append(finding.rule_id)
-    worst = {rid: max(f.severity for f in report.findings if f.rule_id == rid) for rid in rule_ids}
+    worst = {rid: max(f.severity for f in findings if f.rule_id == rid) for rid in rule_ids}
     index = {rid: i for i, rid in enumerate(rule_ids)}
     return {
         "$schema": SCHEMA,
@@ -117,7 +120,7 @@ def report_to_sarif(report: ScanReport, rules: RuleSet | None = None) -> dict[st
                         "rules": [_rule(rid, rules, worst[rid]) for rid in rule_ids],
                     }
                 },
-                "results": [_result(f, index[f.rule_id]) for f in report.findings],
+                "results": [_result(f, index[f.rule_id]) for f in findings],
                 "properties": {"rulesVersion": report.rules_version, "targets": list(report.targets)},
             }
         ],

@@ -40,7 +40,8 @@ def render_text(
 
     by_file: dict[str, list[Finding]] = {}  # files in order of their worst finding
     for finding in report.findings:
-        if finding.severity > Severity.INFO or verbose:
+        # Whatever fails the gate is always shown, info included (--fail-on info).
+        if finding.severity > Severity.INFO or verbose or finding.severity >= fail_on:
             by_file.setdefault(finding.location.path, []).append(finding)
     for path, findings in by_file.items():
         out()
@@ -90,6 +91,9 @@ def _verdict_line(report: ScanReport, fail_on: Severity, style: Callable[..., st
     files = len(report.artifacts)
     failing = report.at_or_above(fail_on)
     found = summary or "no findings"
+    if report.errors:
+        verdict = style("ERROR", fg="red", bold=True)
+        return f"{verdict} {len(report.errors)} target(s) could not be scanned; {files} file(s), {found}"
     if failing:
         verdict = style("FAIL", fg="red", bold=True)
         return f"{verdict} {files} file(s), {found}; {len(failing)} at or above '{fail_on.label}'"

@@ -10,7 +10,6 @@ record: LFS files against their sha256, others against their git blob id.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
+from ..selection import matches_selection
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _NAME = r"[A-Za-z0-9][\w.-]*"
@@ -113,13 +113,7 @@ class Snapshot:
     problems: list[Problem] = field(default_factory=list)
 
     def selected(self, settings: HubSettings) -> list[HubFile]:
-        return [f for f in self.files if _selected(f.path, settings.include, settings.exclude)]
-
-
-def _selected(path: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
-    if include and not any(fnmatch.fnmatchcase(path, p) for p in include):
-        return False
-    return not any(fnmatch.fnmatchcase(path, p) for p in exclude)
+        return [f for f in self.files if matches_selection(f.path, settings.include, settings.exclude)]
 
 
 def _explain(exc: Exception, target: HubTarget) -> SourceError:
