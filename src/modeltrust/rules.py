@@ -3,7 +3,10 @@
 Three kinds of file exist:
 - `builtin`: findings raised from structure (malformed streams, dynamic calls),
 - `pickle-deny`: dangerous imports, each with a severity and a reason,
-- `pickle-allow`: known-safe imports, grouped under a reason.
+- `pickle-allow`: known-safe imports, grouped under a reason. Version 2 names
+  each class or function exactly, by the module that defines it, with a kind
+  (constructor, import-only, calls-arguments); version 1 (globs, every entry a
+  constructor) is still read for users' own files.
 
 Unknown keys are errors: a typo in a rule must not silently weaken a scan.
 """
@@ -13,7 +16,8 @@ from __future__ import annotations
 import _compat_pickle
 import fnmatch
 import hashlib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -26,6 +30,10 @@ from .yamlcache import YamlFileError, load_mapping
 _RULE_KEYS = {"id", "severity", "title", "why", "cwe", "references", "match"}
 _FILE_KEYS = {"kind", "version", "rules", "groups"}
 _GROUP_KEYS = {"reason", "allow"}
+_GROUP_KEYS_V2 = {"reason", "kind", "allow"}
+_ENTRY_KEYS_V2 = {"name", "kind", "calls", "reason"}
+# module:qualname, both dotted identifiers (TorchScript's `__torch__` included).
+_EXACT_NAME = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +69,39 @@ class Verdict(Enum):
     UNKNOWN = "unknown"
 
 
+class AllowKind(Enum):
+    """What an allowed name may be used for."""
+
+    CONSTRUCTOR = "constructor"
+    """Safe to call whatever the arguments."""
+    IMPORT_ONLY = "import-only"
+    """May be referenced (a value, a class held as data); calling it is not allowed."""
+    CALLS_ARGUMENTS = "calls-arguments"
+    """Safe itself, but it calls the arguments at the listed positions."""
+
+
 class ImportVerdict(NamedTuple):
     verdict: Verdict
     rule: Rule | None = None
     """The deny rule that matched (DENIED only)."""
     reason: str = ""
     """Why it is allowed (the allowlist group) or which pattern denied it."""
+    kind: AllowKind | None = None
+    """How an allowed name may be used (ALLOWED only)."""
+    calls: tuple[int, ...] = ()
+    """Argument positions the allowed callable calls (CALLS_ARGUMENTS only)."""
 
 
 class AllowEntry(NamedTuple):
     pattern: ImportPattern
     reason: str
+    kind: AllowKind = AllowKind.CONSTRUCTOR
+    calls: tuple[int, ...] = ()
+    exact: bool = False
+    """Version 2: `pattern` is one module:qualname, matched exactly."""
+
+    def verdict(self) -> ImportVerdict:
+        return ImportVerdict(Verdict.ALLOWED, None, self.reason, self.kind, self.calls)
 
 
 def _canonical_names(module: str, name: str) -> list[tuple[str, str]]:
@@ -118,6 +148,10 @@ def _is_dunder_walk(name: str) -> bool:
     return len(parts) > 1 and any(p.startswith("__") and p.endswith("__") for p in parts[1:])
 
 
+# Verdicts remembered per rule set; cleared when full (bounded memory).
+_CACHE_SIZE = 65536
+
+
 @dataclass
 class RuleSet:
     """All rules in force for one scan. Built once, then only read."""
@@ -130,6 +164,8 @@ class RuleSet:
     sources: list[str] = field(default_factory=list)
     digest: str = ""
     _cache: dict[tuple[str, str], ImportVerdict] = field(default_factory=dict, repr=False)
+    _exact: dict[tuple[str, str], AllowEntry] | None = field(default=None, repr=False)
+    _deny_index: dict[str, list[tuple[int, ImportPattern, Rule]]] | None = field(default=None, repr=False)
 
     def rule(self, rule_id: str) -> Rule:
         try:
@@ -145,23 +181,68 @@ class RuleSet:
         cached = self._cache.get(key)
         if cached is None:
             cached = self._classify(module, name)
+            if len(self._cache) >= _CACHE_SIZE:  # a pickle of a million distinct names
+                self._cache.clear()
             self._cache[key] = cached
         return cached
 
     def _classify(self, module: str, name: str) -> ImportVerdict:
         readings = _canonical_names(module, name)
-        for pattern, rule in self.deny:
-            for mod, attr in readings:
-                if _deny_matches(pattern, mod, attr):
-                    return ImportVerdict(Verdict.DENIED, rule, f"matches {pattern.text!r}")
+        denied = self._denied(readings)
+        if denied is not None:
+            return denied
         if _is_dunder_walk(name):
             walk_rule = self.rules.get("pickle-attribute-access")
             return ImportVerdict(Verdict.DENIED, walk_rule, "walks dunder attributes")
+        exact = self._exact_index()
+        # Exact entries first: they carry the kind the name was allowed for.
+        for reading in readings[:3]:
+            entry = exact.get(reading)
+            if entry is not None:
+                return entry.verdict()
         for entry in self.allow:
+            if entry.exact:
+                continue
             for mod, attr in readings[:3]:
                 if _allow_matches(entry.pattern, mod, attr):
-                    return ImportVerdict(Verdict.ALLOWED, None, entry.reason)
+                    return entry.verdict()
         return ImportVerdict(Verdict.UNKNOWN)
+
+    def _denied(self, readings: list[tuple[str, str]]) -> ImportVerdict | None:
+        """The first deny pattern (in file order) any reading matches."""
+        index = self._deny_patterns_by_module()
+        best: tuple[int, ImportPattern, Rule] | None = None
+        for mod, attr in readings:
+            candidates = list(index.get("*", ()))
+            parts = mod.split(".")
+            for i in range(1, len(parts) + 1):
+                candidates.extend(index.get(".".join(parts[:i]), ()))
+            for order, pattern, rule in candidates:
+                if (best is None or order < best[0]) and _deny_matches(pattern, mod, attr):
+                    best = (order, pattern, rule)
+        if best is None:
+            return None
+        return ImportVerdict(Verdict.DENIED, best[2], f"matches {best[1].text!r}")
+
+    def _deny_patterns_by_module(self) -> dict[str, list[tuple[int, ImportPattern, Rule]]]:
+        """Deny patterns (with their file order) keyed by the module they name: a
+        module pattern matches itself and its submodules, so a lookup walks the
+        name's prefixes instead of every pattern."""
+        if self._deny_index is None:
+            index: dict[str, list[tuple[int, ImportPattern, Rule]]] = {}
+            for order, (pattern, rule) in enumerate(self.deny):
+                index.setdefault(pattern.module, []).append((order, pattern, rule))
+            self._deny_index = index
+        return self._deny_index
+
+    def _exact_index(self) -> dict[tuple[str, str], AllowEntry]:
+        if self._exact is None:
+            exact: dict[tuple[str, str], AllowEntry] = {}
+            for entry in self.allow:
+                if entry.exact:
+                    exact[(entry.pattern.module, entry.pattern.name)] = entry  # later files win
+            self._exact = exact
+        return self._exact
 
     def classify_code_call(self, module: str, name: str) -> Rule | None:
         """The code-deny rule a call to module.name matches, if any."""
@@ -238,23 +319,105 @@ def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) 
             if target is not None:
                 target.extend((ImportPattern.parse(text), rule) for text in rule.patterns)
     elif kind == "pickle-allow":
-        for group in data.get("groups") or []:
-            if not isinstance(group, dict) or set(group) - _GROUP_KEYS:
-                raise RulesError(f"{source}: allow groups take only 'reason' and 'allow'")
-            reason = group.get("reason")
-            if not isinstance(reason, str) or not reason.strip():
-                raise RulesError(f"{source}: every allow group needs a 'reason'")
-            for text in _as_str_list(group.get("allow"), f"{source}: allow"):
-                pattern = ImportPattern.parse(text)
-                if pattern.module in ("*", "") or pattern.module.strip("*.") == "":
-                    raise RulesError(f"{source}: allow entry {text!r} must name a module")
-                ruleset.allow.append(AllowEntry(pattern, reason.strip()))
+        version = data.get("version", 1)
+        if version == 1:
+            _add_allow_v1(ruleset, data, source)
+        elif version == 2:
+            _add_allow_v2(ruleset, data, source)
+        else:
+            raise RulesError(f"{source}: unknown pickle-allow version {version!r}", hint="use version: 2")
     else:
         raise RulesError(
             f"rules file {path}: unknown kind {kind!r}",
             hint="expected builtin, pickle-deny, pickle-allow or code-deny",
         )
     ruleset.sources.append(source)
+    ruleset._exact = None
+    ruleset._deny_index = None
+    ruleset._cache.clear()
+
+
+def _group_reason(group: object, keys: set[str], source: str) -> str:
+    if not isinstance(group, dict) or set(group) - keys:
+        raise RulesError(f"{source}: allow groups take only {sorted(keys)}")
+    reason = group.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise RulesError(f"{source}: every allow group needs a 'reason'")
+    return reason.strip()
+
+
+def _add_allow_v1(ruleset: RuleSet, data: Mapping[str, object], source: str) -> None:
+    """Version 1: `module:name` with fnmatch globs; every entry a constructor."""
+    groups = data.get("groups") or []
+    if not isinstance(groups, list):
+        raise RulesError(f"{source}: 'groups' must be a list")
+    for group in groups:
+        reason = _group_reason(group, _GROUP_KEYS, source)
+        assert isinstance(group, dict)
+        for text in _as_str_list(group.get("allow"), f"{source}: allow"):
+            pattern = ImportPattern.parse(text)
+            if pattern.module in ("*", "") or pattern.module.strip("*.") == "":
+                raise RulesError(f"{source}: allow entry {text!r} must name a module")
+            ruleset.allow.append(AllowEntry(pattern, reason))
+
+
+def _parse_kind(value: object, where: str) -> AllowKind:
+    try:
+        return AllowKind(value)
+    except ValueError:
+        choices = ", ".join(k.value for k in AllowKind)
+        raise RulesError(f"{where}: kind must be one of {choices}, not {value!r}") from None
+
+
+def _parse_calls(value: object, kind: AllowKind, where: str) -> tuple[int, ...]:
+    if kind is not AllowKind.CALLS_ARGUMENTS:
+        if value is not None:
+            raise RulesError(f"{where}: 'calls' is only for kind calls-arguments")
+        return ()
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value)
+    ):
+        raise RulesError(f"{where}: kind calls-arguments needs 'calls', a list of argument positions")
+    return tuple(sorted(set(value)))
+
+
+def _add_allow_v2(ruleset: RuleSet, data: Mapping[str, object], source: str) -> None:
+    """Version 2: exact `module:qualname` names (the defining module, as pickle
+    writes it), each with a kind; no globs."""
+    groups = data.get("groups") or []
+    if not isinstance(groups, list):
+        raise RulesError(f"{source}: 'groups' must be a list")
+    seen: set[str] = set()
+    for group in groups:
+        reason = _group_reason(group, _GROUP_KEYS_V2, source)
+        assert isinstance(group, dict)
+        default = _parse_kind(group.get("kind", "constructor"), f"{source}: group {reason[:40]!r}")
+        entries = group.get("allow") or []
+        if not isinstance(entries, list):
+            raise RulesError(f"{source}: 'allow' must be a list")
+        for raw in entries:
+            item: dict[str, object] = raw if isinstance(raw, dict) else {"name": raw}
+            if set(item) - _ENTRY_KEYS_V2:
+                raise RulesError(f"{source}: allow entries take only {sorted(_ENTRY_KEYS_V2)}, got {raw!r}")
+            text = item.get("name")
+            if not isinstance(text, str) or not _EXACT_NAME.match(text):
+                raise RulesError(
+                    f"{source}: allow entry {text!r} must be an exact module:qualname",
+                    hint="version 2 takes no globs: list each class or function by its defining module",
+                )
+            if text in seen:
+                raise RulesError(f"{source}: allow entry {text!r} is listed twice")
+            seen.add(text)
+            kind = _parse_kind(item.get("kind", default.value), f"{source}: {text}")
+            calls = _parse_calls(item.get("calls"), kind, f"{source}: {text}")
+            entry_reason = item.get("reason", reason)
+            if not isinstance(entry_reason, str) or not entry_reason.strip():
+                raise RulesError(f"{source}: {text}: 'reason' must be a non-empty string")
+            module, _, name = text.partition(":")
+            pattern = ImportPattern(module=module, name=name, text=text)
+            ruleset.allow.append(AllowEntry(pattern, entry_reason.strip(), kind, calls, exact=True))
 
 
 def rule_files(directory: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from ..findings import Finding, Location, Severity
 from ..reader import ByteReader, BytesReader
-from ..rules import ImportVerdict, RuleSet, Verdict
+from ..rules import AllowKind, ImportVerdict, RuleSet, Verdict
 
 SCANNER = "pickle"
 
@@ -85,8 +85,12 @@ class Ref:
         self.name = name
         self.offset = offset
         self.verdict = verdict
-        # Allowed and not a loader: calling it needs no further look.
-        self.plain = verdict.verdict is Verdict.ALLOWED and (module, name) not in _NOT_PLAIN
+        # An allowed constructor, not a loader: calling it needs no further look.
+        self.plain = (
+            verdict.verdict is Verdict.ALLOWED
+            and verdict.kind is AllowKind.CONSTRUCTOR
+            and (module, name) not in _NOT_PLAIN
+        )
 
     @property
     def dotted(self) -> str:
@@ -281,6 +285,26 @@ _CALLS_ARGUMENT = {
 _NOT_PLAIN = _LOADERS | set(_CALLS_ARGUMENT)
 
 
+def _may_be_callable(value: object) -> bool:
+    """Imported names, call results and persistent objects may be callables;
+    the literals the stream builds cannot."""
+    return isinstance(value, (Ref, Call, Persistent))
+
+
+def _called_positions(func: Ref) -> tuple[int, ...]:
+    """Arguments an allowed callable calls: what its allow entry declares, and
+    what the walker knows of pickle's own helpers (a user's allowlist that
+    forgets to declare them opens no hole)."""
+    if func.verdict.verdict is not Verdict.ALLOWED:
+        return ()
+    known = _CALLS_ARGUMENT.get((func.module, func.name))
+    if known is None:
+        return func.verdict.calls
+    if known in func.verdict.calls:
+        return func.verdict.calls
+    return (*func.verdict.calls, known)
+
+
 def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
     """Report denied imports at once; unknown ones wait to see if they are called."""
     seen = ctx.stats.imports.get((ref.module, ref.name))
@@ -305,6 +329,15 @@ def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opc
                 "pickle-unknown-call",
                 offset,
                 f"{opcode} calls {func.dotted}, which is not on the allowlist, with ({describe(args)})",
+                subject=func.dotted,
+                once_key="call",
+            )
+        elif func.verdict.kind is AllowKind.IMPORT_ONLY:
+            ctx.report(
+                "pickle-unknown-call",
+                offset,
+                f"{opcode} calls {func.dotted}, which the allowlist admits only as a reference "
+                f"(import-only), with ({describe(args)})",
                 subject=func.dotted,
                 once_key="call",
             )
@@ -946,11 +979,14 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
             return folded
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
-        index = _CALLS_ARGUMENT.get((func.module, func.name))
-        if index is not None and isinstance(args, tuple) and len(args) > index:
-            called = args[index]
-            if not (isinstance(called, Ref) and (called.module, called.name) == ("builtins", "object")):
-                _judge_call(ctx, called, args[index + 1 :], offset, f"{opcode} via {func.dotted}")
+        for index in _called_positions(func):
+            if isinstance(args, tuple) and len(args) > index:
+                called = args[index]
+                # Literals cannot be called (a name string is looked up, not run).
+                if _may_be_callable(called) and not (
+                    isinstance(called, Ref) and (called.module, called.name) == ("builtins", "object")
+                ):
+                    _judge_call(ctx, called, args[index + 1 :], offset, f"{opcode} via {func.dotted}")
         _inspect_loader_call(ctx, func, args, offset)
     return None
 
