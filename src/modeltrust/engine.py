@@ -147,7 +147,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
     findings.sort(key=Finding.sort_key)
     return ScanReport(
         artifacts=tuple(artifacts),
-        findings=tuple(_dedupe(findings)),
+        findings=tuple(_dedupe([ruleset.with_class(f) for f in findings])),
         rules_version=ruleset.digest[:16],
         duration_seconds=time.perf_counter() - started,
         tool_version=__version__,

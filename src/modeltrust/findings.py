@@ -69,6 +69,12 @@ class Finding:
     references: tuple[str, ...] = ()
     waiver: str = ""
     """Set by a policy exception: why this finding does not fail the gate."""
+    category: str = ""
+    """The rule's class (rules.CLASS_FLOOR): unverified findings have their own gate."""
+
+    @property
+    def unverified(self) -> bool:
+        return self.category == "unverified"
 
     def sort_key(self) -> tuple[int, str, tuple[str, ...], int, str]:
         loc = self.location
@@ -108,6 +114,8 @@ class ScanReport:
     """Where remote targets came from: repo, requested revision, commit, metadata."""
     errors: tuple[TargetError, ...] = field(default=())
     """Targets that could not be scanned; a report with errors never passes."""
+    fail_on_unverified: bool = True
+    """Whether unverified findings fail the gate whatever their severity (set by the policy)."""
 
     @property
     def max_severity(self) -> Severity | None:
@@ -116,3 +124,13 @@ class ScanReport:
     def at_or_above(self, threshold: Severity) -> tuple[Finding, ...]:
         """Findings that fail a gate at `threshold` (waived ones never do)."""
         return tuple(f for f in self.findings if f.severity >= threshold and not f.waiver)
+
+    def failing(self, threshold: Severity) -> tuple[Finding, ...]:
+        """What fails the gate (never waived findings): unverified findings of any
+        severity exactly when the policy fails on them, other findings at or
+        above `threshold`."""
+        return tuple(
+            f
+            for f in self.findings
+            if not f.waiver and (self.fail_on_unverified if f.unverified else f.severity >= threshold)
+        )

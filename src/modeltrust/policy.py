@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,8 +19,39 @@ from typing import Any, NamedTuple
 from .errors import ConfigError
 from .findings import Finding, ScanReport, Severity
 
-_POLICY_KEYS = {"kind", "version", "name", "description", "fail_on", "overrides", "exceptions"}
-_EXCEPTION_KEYS = {"rule", "path", "subject", "reason", "expires"}
+_POLICY_KEYS = {
+    "kind", "version", "name", "description", "fail_on", "fail_on_unverified", "overrides", "exceptions",
+}  # fmt: skip
+_EXCEPTION_KEYS = {"rule", "path", "subject", "reason", "expires", "repo", "commit", "sha256"}
+# hf://[datasets/]org/name@commit/file, and the Hugging Face cache layout
+# .../models--org--name/snapshots/<commit>/file
+_HUB_PATH = re.compile(r"^hf://(?:(?:datasets|spaces)/)?(?P<repo>[^/@]+/[^/@]+)@(?P<commit>[^/]+)/")
+_CACHE_PATH = re.compile(
+    r"(?:^|/)(?:models|datasets|spaces)--(?P<org>[^/]+?)--(?P<name>[^/]+)"
+    r"/snapshots/(?P<commit>[0-9a-f]{7,64})/"
+)
+
+
+class Origin(NamedTuple):
+    """Where a finding's file comes from, as far as its path says."""
+
+    repo: str = ""
+    commit: str = ""
+    sha256: str = ""
+
+
+def origin_of(path: str, digests: Mapping[str, str | None]) -> Origin:
+    digest = digests.get(path) or ""
+    hub = _HUB_PATH.match(path)
+    if hub:
+        return Origin(hub["repo"], hub["commit"], digest)
+    cached = _CACHE_PATH.search(path.replace("\\", "/"))
+    if cached:
+        return Origin(f"{cached['org']}/{cached['name']}", cached["commit"], digest)
+    return Origin("", "", digest)
+
+
+_NO_ORIGIN = Origin()
 
 
 class Waiver(NamedTuple):
@@ -30,12 +62,21 @@ class Waiver(NamedTuple):
     path: str = "*"
     """Glob over the finding's location text (file, members)."""
     subject: str = "*"
+    repo: str = ""
+    """Glob over the Hub repository (org/name) the file comes from; empty: any."""
+    commit: str = ""
+    """Commit sha (or a prefix of at least 7 characters); empty: any."""
+    sha256: str = ""
+    """The file's digest; empty: any. Waivers pinned this way die with any change to the file."""
 
-    def matches(self, finding: Finding) -> bool:
+    def matches(self, finding: Finding, origin: Origin = _NO_ORIGIN) -> bool:
         return (
             fnmatch.fnmatchcase(finding.rule_id, self.rule)
             and fnmatch.fnmatchcase(str(finding.location), self.path)
             and fnmatch.fnmatchcase(finding.subject, self.subject)
+            and (not self.repo or fnmatch.fnmatchcase(origin.repo, self.repo))
+            and (not self.commit or (bool(origin.commit) and origin.commit.startswith(self.commit)))
+            and (not self.sha256 or origin.sha256 == self.sha256)
         )
 
 
@@ -45,22 +86,31 @@ class Policy:
     fail_on: Severity = Severity.MEDIUM
     overrides: tuple[tuple[str, Severity], ...] = ()
     waivers: tuple[Waiver, ...] = ()
+    fail_on_unverified: bool = True
+    """Files or parts no scanner could analyse fail the gate whatever fail_on says."""
+
+    @property
+    def needs_digests(self) -> bool:
+        """Some waiver is pinned to a file digest, so every file must be hashed."""
+        return any(w.sha256 for w in self.waivers)
 
     def apply(self, report: ScanReport, today: datetime.date | None = None) -> ScanReport:
         """The report with severity overrides applied and waivers marked."""
         today = today or datetime.date.today()
         active = [w for w in self.waivers if w.expires >= today]
         overrides = dict(self.overrides)
+        digests = {a.path: a.sha256 for a in report.artifacts}
         findings = []
         for finding in report.findings:
             if finding.rule_id in overrides:
                 finding = replace(finding, severity=overrides[finding.rule_id])
-            waiver = next((w for w in active if w.matches(finding)), None)
+            origin = origin_of(finding.location.path, digests)
+            waiver = next((w for w in active if w.matches(finding, origin)), None)
             if waiver is not None:
                 finding = replace(finding, waiver=f"{waiver.reason} (until {waiver.expires.isoformat()})")
             findings.append(finding)
         findings.sort(key=Finding.sort_key)
-        return replace(report, findings=tuple(findings))
+        return replace(report, findings=tuple(findings), fail_on_unverified=self.fail_on_unverified)
 
     def expired(self, today: datetime.date | None = None) -> list[Waiver]:
         today = today or datetime.date.today()
@@ -87,12 +137,21 @@ def _parse_waiver(raw: object, where: str) -> Waiver:
     for key in ("rule", "reason", "expires"):
         if not raw.get(key):
             raise ConfigError(f"{where}: every exception needs {key!r} (waivers must say why and until when)")
+    sha256 = str(raw.get("sha256") or "").lower()
+    if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ConfigError(f"{where}: 'sha256' must be 64 hex digits")
+    commit = str(raw.get("commit") or "").lower()
+    if commit and not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise ConfigError(f"{where}: 'commit' must be a commit sha (at least 7 hex digits)")
     return Waiver(
         rule=str(raw["rule"]),
         reason=str(raw["reason"]),
         expires=_parse_date(raw["expires"], where),
         path=str(raw.get("path", "*")),
         subject=str(raw.get("subject", "*")),
+        repo=str(raw.get("repo") or ""),
+        commit=commit,
+        sha256=sha256,
     )
 
 
@@ -114,7 +173,11 @@ def policy_from_mapping(data: Mapping[str, Any], where: str) -> Policy:
     if not isinstance(raw_exceptions, list):
         raise ConfigError(f"{where}: 'exceptions' must be a list")
     waivers = tuple(_parse_waiver(raw, f"{where}: exception {i + 1}") for i, raw in enumerate(raw_exceptions))
-    return Policy(str(data.get("name") or Path(where).stem), fail_on, overrides, waivers)
+    fail_on_unverified = data.get("fail_on_unverified", True)
+    if not isinstance(fail_on_unverified, bool):
+        raise ConfigError(f"{where}: 'fail_on_unverified' must be true or false")
+    name = str(data.get("name") or Path(where).stem)
+    return Policy(name, fail_on, overrides, waivers, fail_on_unverified)
 
 
 def builtin_policies(rules_dir: Path) -> dict[str, Path]:

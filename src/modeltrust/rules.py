@@ -18,22 +18,41 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
 from .errors import RulesError
-from .findings import Severity
+from .findings import Finding, Severity
 from .yamlcache import YamlFileError, load_mapping
 
-_RULE_KEYS = {"id", "severity", "title", "why", "cwe", "references", "match"}
+_RULE_KEYS = {"id", "severity", "title", "why", "cwe", "references", "match", "class"}
+# What a finding means (README, "Severity model"); a class fixes the lowest
+# severity its rules may have, so an override in a rules file cannot quietly
+# turn "runs code" into a note. "unverified" is gated by its own policy switch.
+CLASS_FLOOR = {
+    "dangerous": Severity.CRITICAL,
+    "runs-code": Severity.HIGH,
+    "unverified": Severity.MEDIUM,
+    "anomaly": Severity.LOW,
+    "fact": Severity.INFO,
+}
 _FILE_KEYS = {"kind", "version", "rules", "groups"}
 _GROUP_KEYS = {"reason", "allow"}
 _GROUP_KEYS_V2 = {"reason", "kind", "allow"}
 _ENTRY_KEYS_V2 = {"name", "kind", "calls", "reason"}
 # module:qualname, both dotted identifiers (TorchScript's `__torch__` included).
 _EXACT_NAME = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+# Rules that do not name their class get the one their severity implies;
+# "unverified" is never implied (it changes how the gate treats a finding).
+_CLASS_BY_SEVERITY = {
+    Severity.CRITICAL: "dangerous",
+    Severity.HIGH: "runs-code",
+    Severity.MEDIUM: "anomaly",
+    Severity.LOW: "anomaly",
+    Severity.INFO: "fact",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +65,8 @@ class Rule:
     references: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     source: str = ""
+    category: str = ""
+    """The rule's class: dangerous, runs-code, unverified, anomaly or fact."""
 
 
 class ImportPattern(NamedTuple):
@@ -244,6 +265,13 @@ class RuleSet:
             self._exact = exact
         return self._exact
 
+    def with_class(self, finding: Finding) -> Finding:
+        """The finding labelled with its rule's class (what it means for the gate)."""
+        rule = self.rules.get(finding.rule_id)
+        if rule is None or finding.category == rule.category:
+            return finding
+        return replace(finding, category=rule.category)
+
     def classify_code_call(self, module: str, name: str) -> Rule | None:
         """The code-deny rule a call to module.name matches, if any."""
         for pattern, rule in self.code_deny:
@@ -287,6 +315,14 @@ def _parse_rule(raw: object, source: str) -> Rule:
         severity = Severity.parse(raw["severity"])
     except ValueError as exc:
         raise RulesError(f"{source}: rule {raw['id']!r}: {exc}") from None
+    category = str(raw.get("class") or _CLASS_BY_SEVERITY[severity])
+    if category and category not in CLASS_FLOOR:
+        raise RulesError(
+            f"{source}: rule {raw['id']!r}: unknown class {category!r} (one of {sorted(CLASS_FLOOR)})"
+        )
+    if category and severity < CLASS_FLOOR[category]:
+        floor = CLASS_FLOOR[category].label
+        raise RulesError(f"{source}: rule {raw['id']!r}: class {category} is at least {floor}")
     return Rule(
         id=raw["id"],
         severity=severity,
@@ -296,6 +332,7 @@ def _parse_rule(raw: object, source: str) -> Rule:
         references=_as_str_list(raw.get("references"), f"{source}: {raw['id']}.references"),
         patterns=_as_str_list(raw.get("match"), f"{source}: {raw['id']}.match"),
         source=source,
+        category=category,
     )
 
 

@@ -17,12 +17,12 @@ def rules() -> None:
 @rules_option
 @handle_errors
 def list_rules(rules_files: tuple[str, ...]) -> None:
-    """One line per rule: id, severity, title."""
+    """One line per rule: id, severity, class, title."""
     from ..rules import iter_rules, load_rules
 
     ruleset = load_rules(rules_files, cache_dir=cache_dir())
     for rule in iter_rules(ruleset):
-        click.echo(f"{rule.id:28} {rule.severity.label:8} {rule.title}")
+        click.echo(f"{rule.id:28} {rule.severity.label:8} {rule.category or '-':10} {rule.title}")
     click.echo(f"\n{len(ruleset.allow)} allowlist entries; rules digest {ruleset.digest[:16]}")
 
 
@@ -39,6 +39,8 @@ def show_rule(rule_id: str, rules_files: tuple[str, ...]) -> None:
     if rule is None:
         raise RulesError(f"no rule {rule_id!r}", hint="see 'modeltrust rules list'")
     click.echo(f"{rule.id}  ({rule.severity.label})")
+    if rule.category:
+        click.echo(f"class: {rule.category}")
     click.echo(f"title: {rule.title}")
     click.echo(f"why:   {rule.why}")
     if rule.cwe:

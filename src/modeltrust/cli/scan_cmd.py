@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -77,6 +78,12 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
     default=None,
     help="Exit 1 when a finding is at or above this severity (default: the policy's, medium).",
 )
+@click.option(
+    "--fail-on-unverified/--no-fail-on-unverified",
+    default=None,
+    help="Whether files no scanner could analyse fail the scan, whatever --fail-on says "
+    "(default: the policy's; yes).",
+)
 @rules_option
 @click.option("--hub", "assume_hub", is_flag=True, help="Read ORG/NAME[@REV] targets as Hugging Face repos.")
 @click.option("--remote", is_flag=True, help="Scan hub files through HTTP range requests; download nothing.")
@@ -110,6 +117,7 @@ def scan(
     json_report: str | None,
     policy_name: str | None,
     fail_on: str | None,
+    fail_on_unverified: bool | None,
     rules_files: tuple[str, ...],
     assume_hub: bool,
     remote: bool,
@@ -139,7 +147,7 @@ def scan(
         targets=targets,
         rules_files=rules_files,
         fail_on=threshold,
-        hash_files=hash_files,
+        hash_files=hash_files or policy.needs_digests,
         deep=deep,
         include=include,
         exclude=exclude,
@@ -156,6 +164,8 @@ def scan(
         report = run_scan(config, ruleset)
     for waiver in policy.expired():
         click.echo(f"warning: policy exception for {waiver.rule} expired on {waiver.expires}", err=True)
+    if fail_on_unverified is not None:
+        policy = replace(policy, fail_on_unverified=fail_on_unverified)
     report = policy.apply(report)
     if accepted is not None and baseline:
         report = apply_baseline(report, accepted, baseline)
@@ -171,7 +181,7 @@ def scan(
         write_stdout(text)
     if report.errors:
         sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_POLICY if report.at_or_above(threshold) else EXIT_OK)
+    sys.exit(EXIT_POLICY if report.failing(threshold) else EXIT_OK)
 
 
 def _render(

@@ -18,6 +18,7 @@ def finding_to_dict(finding: Finding, rules: RuleSet | None) -> dict[str, Any]:
     return {
         "rule_id": finding.rule_id,
         "severity": finding.severity.label,
+        "class": finding.category or None,
         "title": rule.title if rule else "",
         "message": finding.message,
         "why": rule.why if rule else "",
@@ -40,7 +41,7 @@ def report_to_dict(
     counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
     for finding in report.findings:
         counts[finding.severity.label] += 1
-    failing = report.at_or_above(fail_on)
+    failing = report.failing(fail_on)
     top = report.max_severity
     return {
         "$schema": SCHEMA,

@@ -89,12 +89,14 @@ def _verdict_line(report: ScanReport, fail_on: Severity, style: Callable[..., st
         counts[finding.severity] += 1
     summary = ", ".join(f"{n} {s.label}" for s, n in sorted(counts.items(), reverse=True) if n)
     files = len(report.artifacts)
-    failing = report.at_or_above(fail_on)
+    failing = report.failing(fail_on)
     found = summary or "no findings"
     if report.errors:
         verdict = style("ERROR", fg="red", bold=True)
         return f"{verdict} {len(report.errors)} target(s) could not be scanned; {files} file(s), {found}"
     if failing:
         verdict = style("FAIL", fg="red", bold=True)
-        return f"{verdict} {files} file(s), {found}; {len(failing)} at or above '{fail_on.label}'"
+        below = sum(1 for f in failing if f.severity < fail_on)
+        extra = f" ({below} unverified below it)" if below else ""
+        return f"{verdict} {files} file(s), {found}; {len(failing)} at or above '{fail_on.label}'{extra}"
     return f"{style('PASS', fg='green', bold=True)} {files} file(s), {found} (fail-on: {fail_on.label})"
