@@ -25,3 +25,12 @@ class SourceError(ModelTrustError):
 
 class ConfigError(ModelTrustError):
     """Options that do not fit together."""
+
+
+class SignatureError(ModelTrustError):
+    """A signature cannot be made or checked: a key, certificate or trust file
+    is unusable, or keyless signing cannot reach sigstore."""
+
+
+class AttestationError(ModelTrustError):
+    """An attestation cannot be made or read (a verification failure is a result, not this)."""

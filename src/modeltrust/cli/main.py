@@ -95,11 +95,13 @@ def hub_settings(
 
 
 def main() -> None:
-    from . import fetch_cmd, rules_cmd, scan_cmd
+    from . import fetch_cmd, rules_cmd, scan_cmd, sign_cmd, verify_cmd
 
     cli.add_command(scan_cmd.scan)
     cli.add_command(fetch_cmd.fetch)
     cli.add_command(rules_cmd.rules)
+    cli.add_command(verify_cmd.verify)
+    cli.add_command(sign_cmd.sign)
     try:
         cli.main(prog_name="modeltrust", standalone_mode=True)
     except SystemExit:
