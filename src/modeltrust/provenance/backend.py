@@ -110,7 +110,7 @@ def _verifier(method: VerifyWith) -> Any:
             return sign_ec_key.Verifier(method.public_key)
         if isinstance(method, CertificateVerifier):
             return sign_certificate.Verifier(list(method.chain))
-    except (OSError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unreadable or unsupported keys alike
         raise SignatureError(f"cannot use {_what(method)}: {_one_line(exc)}") from None
     return _sigstore_verifier(method)
 
@@ -141,7 +141,8 @@ def _classify(exc: Exception, method: VerifyWith) -> VerificationFailed:
     """Sort model_signing's and sigstore's exceptions into the two outcomes."""
     text = _one_line(exc)
     name = type(exc).__name__
-    if isinstance(method, SigstoreVerifier) and ("SANs do not match" in text or "does not match" in text):
+    identity_checks = ("SANs do not match", "OIDCIssuer does not match")
+    if isinstance(method, SigstoreVerifier) and any(check in text for check in identity_checks):
         return VerificationFailed("wrong-signer", text)
     if isinstance(method, KeyVerifier) and text.startswith("Key mismatch"):
         return VerificationFailed("wrong-signer", f"signed with another key than {method.public_key}")
@@ -230,8 +231,13 @@ def _signer(method: SignWith) -> Any:
         if isinstance(method, CertificateSigner):
             if method.password is not None:
                 raise ValueError("encrypted keys are not supported with certificates")
-            return sign_certificate.Signer(method.private_key, method.certificate, list(method.chain))
-    except (OSError, ValueError, TypeError) as exc:
+            # model_signing 1.1 cannot parse an empty chain: give it the leaf, then drop it.
+            chain = list(method.chain) or [method.certificate]
+            signer = sign_certificate.Signer(method.private_key, method.certificate, chain)
+            if not method.chain:
+                signer._trust_chain = []
+            return signer
+    except Exception as exc:  # noqa: BLE001 - unreadable, encrypted or unsupported keys alike
         raise SignatureError(f"cannot sign with {_what(method)}: {_one_line(exc)}") from None
     return _sigstore_signer(method)
 

@@ -9,57 +9,18 @@ and the BOM never hash the same bytes twice.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
 
+from ..digests import FileDigest, hash_files
 from ..errors import SourceError
 
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 """Ignored by default, as the upstream tool does."""
 HF_CACHE_DIR = ".cache/huggingface"
 """huggingface_hub's download bookkeeping inside a --local-dir folder."""
-_CHUNK = 8 << 20
-
-
-class FileDigest(NamedTuple):
-    sha256: str
-    size: int
-
-
-def _hash_one(path: Path) -> FileDigest:
-    digest = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    size = 0
-    with path.open("rb", buffering=0) as handle:
-        while count := handle.readinto(buffer):
-            digest.update(view[:count])  # hashlib releases the GIL on large updates
-            size += count
-    return FileDigest(digest.hexdigest(), size)
-
-
-def hash_files(
-    paths: Iterable[Path], *, workers: int | None = None, known: Mapping[Path, FileDigest] | None = None
-) -> dict[Path, FileDigest]:
-    """sha256 and size of each file, files hashed in parallel threads; `known`
-    digests are reused, not recomputed."""
-    known = known or {}
-    todo = [p for p in paths if p not in known]
-    result = {p: known[p] for p in known}
-    if not todo:
-        return result
-    workers = workers or min(len(todo), os.cpu_count() or 1, 8)
-    if workers <= 1:
-        result.update((p, _hash_one(p)) for p in todo)
-        return result
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        result.update(zip(todo, pool.map(_hash_one, todo), strict=True))
-    return result
 
 
 def is_ignored(relative: str, ignore: Iterable[str]) -> bool:
@@ -108,7 +69,7 @@ def build_manifest(
     relatives = model_files(root, ignore)
     seeded = {}
     for rel in relatives:
-        if known and rel in known:
+        if known and rel in known:  # verified earlier in this run (a Hub download)
             seeded[root / rel] = FileDigest(known[rel], (root / rel).stat().st_size)
     digests = hash_files([root / rel for rel in relatives], workers=workers, known=seeded)
     return FileManifest(
