@@ -45,11 +45,14 @@ PARQUET = "parquet"
 SQLITE = "sqlite"
 ONNX = "onnx"
 SAVEDMODEL = "tf-savedmodel"
+ARROW = "arrow"
+ARROW_STREAM = "arrow-stream"
+FEATHER_V1 = "feather-v1"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
 # Data formats that loaders read without running code.
-PLAIN_DATA = {TEXT, PNG, JPEG, GIF, PDF, PARQUET, SQLITE, EMPTY}
+PLAIN_DATA = {TEXT, PNG, JPEG, GIF, PDF, SQLITE, FEATHER_V1, EMPTY}
 
 _TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _IDENT = re.compile(rb"^[A-Za-z_][\w.]*$")
@@ -79,6 +82,8 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF-", PDF),
     (b"PAR1", PARQUET),
     (b"SQLite format 3\x00", SQLITE),
+    (b"ARROW1", ARROW),
+    (b"FEA1", FEATHER_V1),
 )
 
 
@@ -88,6 +93,11 @@ def sniff(reader: ByteReader) -> str:
         return EMPTY
     head = reader.read_at(0, HEAD_SIZE)
     fmt = sniff_head(head, reader.size)
+    # A legacy Arrow stream starts with its schema's length; a pickle whose
+    # third byte is NUL stops at an invalid opcode, so it cannot be both.
+    maybe_arrow = fmt == UNKNOWN or (fmt == PICKLE and head[2:3] == b"\x00")
+    if maybe_arrow and head[3:4] == b"\x00" and _is_legacy_arrow_stream(reader):
+        return ARROW_STREAM
     if fmt == UNKNOWN and head[:1] == b"\x08" and _is_onnx(reader):
         return ONNX
     if fmt == UNKNOWN and head[:3] == b"\x08\x01\x12":
@@ -121,12 +131,20 @@ def _has_zip_directory(reader: ByteReader) -> bool:
     return b"PK\x05\x06" in reader.read_at(tail_start, reader.size - tail_start)
 
 
+def _is_legacy_arrow_stream(reader: ByteReader) -> bool:
+    from .scanners.arrow import is_legacy_stream
+
+    return is_legacy_stream(reader)
+
+
 def sniff_head(head: bytes, size: int) -> str:
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return ZIP
+    if head[:4] == b"\xff\xff\xff\xff" and len(head) >= 8:
+        return ARROW_STREAM  # the IPC continuation marker before the schema message
     if head[:2] == b"MZ":
         return PE
     if len(head) >= 262 and head[257:262] == b"ustar":

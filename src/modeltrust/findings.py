@@ -103,6 +103,67 @@ class TargetError:
 
 
 @dataclass(frozen=True, slots=True)
+class DataColumn:
+    """One top-level column as a data file's own schema declares it."""
+
+    name: str
+    type: str
+    """pyarrow's spelling (`int64`, `string`, `list<double>`) or the Parquet physical type."""
+    extension: str = ""
+    """The Arrow extension type name, if any (`pandas.period`, `arrow.uuid`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """What a Parquet or Arrow file's metadata says (read from the footer or
+    schema message, never from the data)."""
+
+    path: str
+    """The location text, as in findings (`dir/train.parquet`, `x.tar!a.parquet`)."""
+    format: str
+    rows: int | None
+    """Row count from metadata; None where the format keeps none in its header."""
+    columns: tuple[DataColumn, ...] = ()
+    created_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DataSplit:
+    name: str
+    rows: int | None = None
+    bytes: int | None = None
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSummary:
+    """A dataset found among the targets: a `datasets.save_to_disk` folder, a
+    Hub dataset repo, or a folder of data files. Built by datasets_summary.py
+    for the BOM (features, splits, row counts, licence)."""
+
+    root: str
+    """The folder or `hf://datasets/org/name@commit` the dataset is in."""
+    kind: str
+    """`save_to_disk`, `dataset_dict`, `hub` or `files`."""
+    name: str = ""
+    license: str = ""
+    description: str = ""
+    features: tuple[DataColumn, ...] = ()
+    splits: tuple[DataSplit, ...] = ()
+    files: tuple[DataFile, ...] = ()
+    card: tuple[tuple[str, str], ...] = ()
+    """Selected dataset-card facts (pretty_name, task_categories, language, size_categories...)."""
+
+    @property
+    def rows(self) -> int | None:
+        counts = [s.rows for s in self.splits if s.rows is not None]
+        if counts:
+            return sum(counts)
+        file_rows = [f.rows for f in self.files if f.rows is not None]
+        return sum(file_rows) if file_rows else None
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     artifacts: tuple[Artifact, ...]
     findings: tuple[Finding, ...]
@@ -116,6 +177,8 @@ class ScanReport:
     """Targets that could not be scanned; a report with errors never passes."""
     fail_on_unverified: bool = True
     """Whether unverified findings fail the gate whatever their severity (set by the policy)."""
+    datasets: tuple[DatasetSummary, ...] = field(default=())
+    """Datasets among the targets, summarised from their metadata (for the BOM)."""
 
     @property
     def max_severity(self) -> Severity | None:

@@ -32,6 +32,9 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "script": ("code", "ScriptScanner"),
     **{fmt: ("code", "ExecutableScanner") for fmt in detect.EXECUTABLE},
     "json": ("code", "JsonConfigScanner"),
+    "parquet": ("parquet", "ParquetScanner"),
+    "arrow": ("arrow", "ArrowFileScanner"),
+    "arrow-stream": ("arrow", "ArrowStreamScanner"),
 }
 
 

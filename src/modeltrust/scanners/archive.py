@@ -9,7 +9,7 @@ from collections import Counter
 from ..findings import Location
 from ..reader import ByteReader, SliceReader, TooLarge
 from ..sources.ziparchive import STORED, ZipArchive, ZipFormatError, ZipMember, crc_matches, read_zip
-from . import keras, pytorch
+from . import keras, pytorch, shards
 from .base import ScanContext
 
 ZIP_SCANNER = "zip"
@@ -122,7 +122,10 @@ class ZipScanner:
                     continue
                 member_reader = open_zip_member(archive, member, location, ctx)
                 if member_reader is not None:
-                    ctx.scan_member(member_reader, location.within(member.name), self.name)
+                    shards.scan_member(
+                        member_reader, member.name, location.within(member.name), ctx, self.name
+                    )
+            shards.summarise([m.name for m in archive.members if not m.is_dir], location, ctx)
         report_problems(archive, location, ctx)
 
 
@@ -169,4 +172,6 @@ class TarScanner:
             if torch_legacy:
                 pytorch.scan_torch_tar_member(member.name, body, where, ctx)
             else:
-                ctx.scan_member(body, where, self.name)
+                shards.scan_member(body, member.name, where, ctx, self.name)
+        if not torch_legacy:
+            shards.summarise([m.name for m in members if m.type == "file"], location, ctx)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config import Limits
-from ..findings import Finding, Location, Severity
+from ..findings import DataFile, Finding, Location, Severity
 from ..reader import ByteReader
 from ..rules import RuleSet
 
@@ -53,6 +53,8 @@ class ScanContext:
     formats: dict[str, str] = field(default_factory=dict)
     """location text -> detected format."""
     budget: Budget | None = None
+    data_files: list[DataFile] = field(default_factory=list)
+    """Facts from data files' metadata (Parquet, Arrow), shared by nested contexts."""
 
     def __post_init__(self) -> None:
         if self.budget is None:
@@ -99,6 +101,7 @@ class ScanContext:
             self.covered_by,
             self.formats,
             self.budget,
+            self.data_files,
         )
 
     def scan_member(self, reader: ByteReader, location: Location, scanner: str) -> str | None:
