@@ -133,7 +133,8 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
                 if prefix is not None and hashes is not None:
                     _finish_hash(prefix, item, index, hashes)
                 fmt = ctx.formats.get(str(location), detect.UNKNOWN)
-            artifacts.append(Artifact(item.display, reader.size, fmt, covered, item.sha256))
+            local = str(item.path) if item.opener is None else None
+            artifacts.append(Artifact(item.display, reader.size, fmt, covered, item.sha256, local))
     if hashes is not None:
         artifacts = [
             replace(a, sha256=hashes.results[i].sha256) if i in hashes.results else a

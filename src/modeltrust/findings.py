@@ -91,6 +91,9 @@ class Artifact:
     format: str
     scanner: str
     sha256: str | None = None
+    local_path: str | None = None
+    """Where the bytes are on this machine (a Hub file's cache path), for the BOM
+    to read card and header facts; None for remote reads. Not in the reports."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,13 +95,14 @@ def hub_settings(
 
 
 def main() -> None:
-    from . import fetch_cmd, rules_cmd, scan_cmd, sign_cmd, verify_cmd
+    from . import bom_cmd, fetch_cmd, rules_cmd, scan_cmd, sign_cmd, verify_cmd
 
     cli.add_command(scan_cmd.scan)
     cli.add_command(fetch_cmd.fetch)
     cli.add_command(rules_cmd.rules)
     cli.add_command(verify_cmd.verify)
     cli.add_command(sign_cmd.sign)
+    cli.add_command(bom_cmd.bom)
     try:
         cli.main(prog_name="modeltrust", standalone_mode=True)
     except SystemExit:

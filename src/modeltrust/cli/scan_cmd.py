@@ -107,6 +107,16 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
 )
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
 @click.option("--deep", is_flag=True, help="Also run fickling's analysis on each pickle (slower).")
+@click.option(
+    "--bom",
+    "bom_file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write the CycloneDX ML-BOM to this file (as `modeltrust bom` does).",
+)
+@click.option(
+    "--bom-spec", type=click.Choice(["1.6", "1.7"]), default="1.6", help="CycloneDX version of --bom."
+)
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Show info findings, reasons and every file scanned.")
 @handle_errors
@@ -127,6 +137,8 @@ def scan(
     write_baseline: str | None,
     hash_files: bool,
     deep: bool,
+    bom_file: str | None,
+    bom_spec: str,
     no_progress: bool,
     verbose: bool,
 ) -> None:
@@ -138,7 +150,7 @@ def scan(
     from ..reporting.json import render_json
     from ..rules import default_rules_dir, load_rules
 
-    check_writable(output, json_report, write_baseline)
+    check_writable(output, json_report, write_baseline, bom_file)
     accepted = load_baseline(baseline) if baseline else None
     cache = cache_dir()
     policy = resolve_policy(policy_name, default_rules_dir(), cache)
@@ -147,7 +159,8 @@ def scan(
         targets=targets,
         rules_files=rules_files,
         fail_on=threshold,
-        hash_files=hash_files or policy.needs_digests,
+        # The BOM records every file's sha256 (not for --remote: that would fetch every byte).
+        hash_files=hash_files or policy.needs_digests or (bom_file is not None and not remote),
         deep=deep,
         include=include,
         exclude=exclude,
@@ -174,6 +187,10 @@ def scan(
     for path in (json_report, write_baseline):
         if path:
             write_atomic(path, render_json(report, threshold, ruleset, policy.name))
+    if bom_file:
+        from .bom_cmd import write_bom
+
+        write_bom(report, ruleset, policy, threshold, bom_file, bom_spec)
     text = _render(report, fmt, threshold, ruleset, policy.name, verbose, color=output is None)
     if output:
         write_atomic(output, text)

@@ -1,0 +1,394 @@
+"""What a BOM says, worked out from a scan report: the models and datasets
+that were vetted, their files, lineage and findings, as typed values with
+stable references. No CycloneDX here (document.py renders it), so this part
+costs no import time and can be tested on its own.
+
+Targets: a Hub repo (hf://...), a local folder shaped like a Hub repo, or a
+single file. A model repo or folder is one model; a dataset repo (or a folder
+whose card is a dataset card) is one dataset; a single weights file is a model
+of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..findings import Finding, ScanReport, Severity
+from ..modelcard import Card, ModelConfig, parse_card, read_card, read_config
+from .tensors import TensorFacts, tensor_facts
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?$")
+_REPO_LEVEL_UNCHECKED = ("hub-unverified-offline", "hub-remote-unverified")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    ref: str
+    name: str
+    """Path inside the model or dataset."""
+    size: int
+    sha256: str | None
+    format: str
+    scanner: str
+    hub_hash: str = ""
+    """For Hub files: matched, mismatch or not-checked (offline, --remote); else empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """A model this one was derived from."""
+
+    ref: str
+    repo_id: str
+    declared_in: str
+    """'model card' (base_model) or 'config.json' (_name_or_path)."""
+    relation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetEntry:
+    ref: str
+    repo_id: str
+    """Hub id (org/name) or, for a local folder, its name."""
+    version: str = ""
+    card: Card | None = None
+    files: tuple[str, ...] = ()
+    """File refs, when the dataset itself was scanned."""
+    scanned: bool = False
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    ref: str
+    name: str
+    repo_id: str = ""
+    version: str = ""
+    author: str = ""
+    url: str = ""
+    card_url: str = ""
+    card: Card | None = None
+    config: ModelConfig | None = None
+    tensors: TensorFacts | None = None
+    files: tuple[str, ...] = ()
+    bases: tuple[Lineage, ...] = ()
+    datasets: tuple[str, ...] = ()
+    """Dataset refs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A finding and the component it affects."""
+
+    ref: str
+    finding: Finding
+    affects: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    root_ref: str
+    root_name: str
+    root_kind: str
+    """'model' or 'dataset'."""
+    models: tuple[ModelEntry, ...]
+    datasets: tuple[DatasetEntry, ...]
+    files: tuple[FileEntry, ...]
+    issues: tuple[Issue, ...]
+    targets: tuple[str, ...] = ()
+    mtime: float = 0.0
+    """Newest modification time of the scanned files (a reproducible timestamp)."""
+    hub_time: str = ""
+    """The newest Hub commit time among the targets, ISO 8601, when known."""
+
+
+@dataclass
+class _Target:
+    text: str
+    kind: str  # model | dataset
+    prefix: str
+    """Display-path prefix of the target's files ('' for a single file)."""
+    record: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
+    """relative name -> Artifact"""
+
+
+def hub_purl(repo_id: str, commit: str = "") -> str:
+    from urllib.parse import quote
+
+    parts = [quote(p, safe=".-_") for p in repo_id.split("/")]
+    return "pkg:huggingface/" + "/".join(parts) + (f"@{commit.lower()}" if commit else "")
+
+
+def build_inventory(report: ScanReport, endpoint: str | None = None) -> Inventory:
+    endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+    targets = _targets(report)
+    files: list[FileEntry] = []
+    models: list[ModelEntry] = []
+    datasets: dict[str, DatasetEntry] = {}
+    owners: dict[str, str] = {}  # display path -> file ref
+    repo_refs: dict[str, str] = {}  # hub uri / target text -> component ref
+    unchecked = {f.location.path for f in report.findings if f.rule_id in _REPO_LEVEL_UNCHECKED}
+    mismatched = {f.location.path for f in report.findings if f.rule_id == "hub-hash-mismatch"}
+    used_refs: set[str] = set()
+    for target in targets:
+        record = target.record
+        local_files = {n: Path(a.local_path) for n, a in target.files.items() if a.local_path}
+        card = _card(local_files, record)
+        is_dataset = target.kind == "dataset" or (not record and _is_dataset(card, target))
+        base = _component_ref(target, is_dataset, used_refs)
+        repo_refs[record.get("uri") or target.text] = base
+        entries = []
+        for name, artifact in sorted(target.files.items()):
+            hub_hash = ""
+            if record:
+                uri = record.get("uri", "")
+                if artifact.path in mismatched:
+                    hub_hash = "mismatch"
+                elif uri in unchecked or artifact.sha256 is None:
+                    hub_hash = "not-checked"
+                else:
+                    hub_hash = "matched"
+            ref = f"{base}#file:{name}" if name else f"{base}#file"
+            entry = FileEntry(ref, name or Path(artifact.path).name, artifact.size, artifact.sha256,
+                              artifact.format, artifact.scanner, hub_hash)  # fmt: skip
+            entries.append(entry)
+            owners[artifact.path] = ref
+        files.extend(entries)
+        file_refs = tuple(e.ref for e in entries)
+        if is_dataset:
+            dataset = _dataset_entry(target, base, card, file_refs, endpoint)
+            datasets[dataset.repo_id] = dataset
+            continue
+        model, referenced = _model_entry(target, base, card, local_files, file_refs, endpoint)
+        models.append(model)
+        for repo_id in referenced:
+            datasets.setdefault(repo_id, _referenced_dataset(repo_id, endpoint))
+    models = _with_dataset_refs(models, datasets)
+    issues = _issues(report, owners, repo_refs, targets)
+    kind = "dataset" if targets and all(t.kind == "dataset" for t in targets) else "model"
+    name = " ".join(report.targets) if report.targets else "modeltrust"
+    commit_times = [str(t.record["last_modified"]) for t in targets if t.record.get("last_modified")]
+    return Inventory(
+        root_ref="root",
+        root_name=name,
+        root_kind=kind,
+        models=tuple(models),
+        datasets=tuple(sorted(datasets.values(), key=lambda d: d.ref)),
+        files=tuple(files),
+        issues=tuple(issues),
+        targets=report.targets,
+        mtime=_newest_mtime(report),
+        hub_time=max(commit_times, default=""),
+    )
+
+
+def _targets(report: ScanReport) -> list[_Target]:
+    """Each target with its files (by name inside the target) and, for Hub
+    targets, its source record (the records follow the Hub targets' order)."""
+    records = list(report.sources)
+    targets: list[_Target] = []
+    for text in report.targets:
+        record = next((r for r in records if _names_record(text, r)), None)
+        if record is not None:
+            records.remove(record)
+            kind = "dataset" if record.get("repo_type") == "dataset" else "model"
+            targets.append(_Target(text, kind, str(record.get("uri", "")) + "/", dict(record)))
+        else:
+            prefix = text if text.endswith("/") else text + "/"
+            targets.append(_Target(text, "model", prefix))
+    claimed: set[str] = set()
+    for artifact in report.artifacts:
+        for target in targets:
+            if artifact.path == target.text and not target.record:
+                target.prefix = ""
+                target.files[""] = artifact
+            elif artifact.path.startswith(target.prefix):
+                target.files[artifact.path[len(target.prefix) :]] = artifact
+            else:
+                continue
+            claimed.add(artifact.path)
+            break
+    return targets
+
+
+def _names_record(text: str, record: dict[str, Any]) -> bool:
+    repo = str(record.get("repo_id", ""))
+    kind = "datasets/" if record.get("repo_type") == "dataset" else ""
+    plain = text.strip()
+    for form in (f"hf://{kind}{repo}", f"/{kind}{repo}", f"{repo}"):
+        if form in plain and (kind or "datasets/" not in plain):
+            return True
+    return False
+
+
+def _card(local_files: dict[str, Path], record: dict[str, Any]) -> Card | None:
+    readme = local_files.get("README.md")
+    card = read_card(readme) if readme is not None else None
+    if card is None and record:
+        return _card_from_record(record)
+    return card
+
+
+def _card_from_record(record: dict[str, Any]) -> Card | None:
+    """What the Hub's own card data says, when README.md was not fetched."""
+    import json
+
+    keys = ("license", "base_model", "datasets", "pipeline_tag", "library_name", "tags")
+    meta = {k: record[k] for k in keys if record.get(k) is not None}
+    if not meta:
+        return None
+    return parse_card("---\n" + json.dumps(meta) + "\n---\n")  # JSON is YAML
+
+
+def _is_dataset(card: Card | None, target: _Target) -> bool:
+    if card is None:
+        return False
+    has_weights = any(a.scanner not in ("data", "json", "none", "unverified") for a in target.files.values())
+    return card.dataset_keys and not card.pipeline_tag and not has_weights
+
+
+def _component_ref(target: _Target, is_dataset: bool, used: set[str]) -> str:
+    record = target.record
+    if record:
+        repo, commit = str(record.get("repo_id")), str(record.get("commit", ""))
+        ref = f"dataset:{repo}@{commit}" if is_dataset else hub_purl(repo, commit)
+    else:
+        name = PurePosixPath(target.text.rstrip("/")).name or target.text
+        ref = f"{'dataset' if is_dataset else 'model'}:{name}"
+    unique, n = ref, 1
+    while unique in used:
+        n += 1
+        unique = f"{ref}~{n}"
+    used.add(unique)
+    return unique
+
+
+def _model_entry(
+    target: _Target,
+    ref: str,
+    card: Card | None,
+    local_files: dict[str, Path],
+    file_refs: tuple[str, ...],
+    endpoint: str,
+) -> tuple[ModelEntry, tuple[str, ...]]:
+    record = target.record
+    config_path = local_files.get("config.json")
+    config = read_config(config_path) if config_path is not None else None
+    if config is None and record.get("model_type"):
+        archs = record.get("architectures")
+        config = ModelConfig(
+            tuple(str(a) for a in archs) if isinstance(archs, list) else (),
+            str(record.get("model_type") or ""),
+        )
+    repo_id = str(record.get("repo_id", ""))
+    commit = str(record.get("commit", ""))
+    name = repo_id or (card.name or card.title if card is not None else "")
+    if not name:
+        name = PurePosixPath(target.text.rstrip("/")).name or target.text
+    bases = _lineage(card, config, repo_id)
+    referenced = tuple(d for d in (card.datasets if card else ()) if _HUB_ID.match(d))
+    url = f"{endpoint}/{repo_id}" if repo_id else ""
+    model = ModelEntry(
+        ref=ref,
+        name=name,
+        repo_id=repo_id,
+        version=commit,
+        author=str(record.get("author") or ""),
+        url=url,
+        card_url=f"{url}/blob/{commit}/README.md" if url and "README.md" in target.files else "",
+        card=card,
+        config=config,
+        tensors=tensor_facts(local_files),
+        files=file_refs,
+        bases=bases,
+        datasets=referenced,
+    )
+    return model, referenced
+
+
+def _lineage(card: Card | None, config: ModelConfig | None, own_id: str) -> tuple[Lineage, ...]:
+    relation = card.base_model_relation if card is not None else ""
+    bases = [
+        Lineage(hub_purl(b), b, "model card", relation)
+        for b in (card.base_models if card is not None else ())
+        if _HUB_ID.match(b) and b != own_id
+    ]
+    hint = config.base_model_hint if config is not None else ""
+    if not bases and hint and hint != own_id:
+        bases.append(Lineage(hub_purl(hint), hint, "config.json"))
+    return tuple(bases)
+
+
+def _dataset_entry(
+    target: _Target, ref: str, card: Card | None, file_refs: tuple[str, ...], endpoint: str
+) -> DatasetEntry:
+    record = target.record
+    repo_id = str(record.get("repo_id") or PurePosixPath(target.text.rstrip("/")).name or target.text)
+    return DatasetEntry(
+        ref=ref,
+        repo_id=repo_id,
+        version=str(record.get("commit", "")),
+        card=card,
+        files=file_refs,
+        scanned=True,
+        url=f"{endpoint}/datasets/{repo_id}" if record else "",
+    )
+
+
+def _referenced_dataset(repo_id: str, endpoint: str) -> DatasetEntry:
+    return DatasetEntry(ref=f"dataset:{repo_id}", repo_id=repo_id, url=f"{endpoint}/datasets/{repo_id}")
+
+
+def _with_dataset_refs(models: list[ModelEntry], datasets: dict[str, DatasetEntry]) -> list[ModelEntry]:
+    """Card dataset ids -> the refs of their components (a dataset scanned in
+    the same run is the one the card names)."""
+    from dataclasses import replace
+
+    return [replace(m, datasets=tuple(datasets[d].ref for d in m.datasets if d in datasets)) for m in models]
+
+
+def _issues(
+    report: ScanReport, owners: dict[str, str], repo_refs: dict[str, str], targets: list[_Target]
+) -> list[Issue]:
+    """Findings at or above low, and any finding that fails the gate (an
+    unverified file may be info and still fail), each with the component it
+    affects: the file, else the repo it is about, else the root."""
+    issues: list[Issue] = []
+    used: set[str] = set()
+    failing = set(report.failing(Severity.CRITICAL))  # below critical: only the unverified ones
+    for finding in report.findings:
+        if finding.severity < Severity.LOW and finding not in failing:
+            continue
+        path = finding.location.path
+        affects = owners.get(path) or repo_refs.get(path) or _enclosing(path, repo_refs) or "root"
+        key = f"{finding.location}|{finding.subject}|{finding.message}"
+        ref = f"finding:{finding.rule_id}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        if ref in used:
+            continue
+        used.add(ref)
+        issues.append(Issue(ref, finding, affects))
+    return issues
+
+
+def _enclosing(path: str, repo_refs: dict[str, str]) -> str:
+    for prefix, ref in repo_refs.items():
+        if path.startswith(prefix.rstrip("/") + "/"):
+            return ref
+    return ""
+
+
+def _newest_mtime(report: ScanReport) -> float:
+    newest = 0.0
+    for artifact in report.artifacts:
+        if artifact.local_path:
+            try:
+                newest = max(newest, Path(artifact.local_path).stat().st_mtime)
+            except OSError:
+                continue
+    return newest

