@@ -111,9 +111,15 @@ def check(text: str, spec: str) -> None:
     """Validate with the library's strict validator against the official schema.
     Not the default at run time: jsonschema's IRI checker compiles a grammar
     on import (seconds); every document shape is validated in the tests."""
-    from cyclonedx.validation.json import JsonStrictValidator
+    try:
+        from cyclonedx.validation.json import JsonStrictValidator
 
-    error = JsonStrictValidator(SPECS[spec][0]).validate_str(text)
+        validator = JsonStrictValidator(SPECS[spec][0])
+        error = validator.validate_str(text)
+    except ImportError as exc:  # the json-validation extra is missing
+        raise BomError(
+            f"cannot validate the BOM: {exc}", hint="pip install 'modeltrust[bom-validate]'"
+        ) from None
     if error is not None:
         raise BomError(f"the CycloneDX {spec} document is not schema-valid: {error}")
 
