@@ -135,7 +135,7 @@ def test_every_finding_is_a_vulnerability_on_its_file() -> None:
     """The whole malicious fixture folder: each finding at or above low is a
     vulnerability whose `affects` is the component of the file it is in."""
     target = "fixtures/malicious"
-    text, doc = bom_of(target)
+    _, doc = bom_of(target)
     report = json.loads(run("scan", target, "--format", "json").stdout)
     file_refs = {c["bom-ref"]: c["name"] for c in components(doc, "file")}
     vulns = {}
