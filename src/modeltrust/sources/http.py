@@ -14,6 +14,14 @@ BLOCK = 64 << 10
 MAX_CACHED_BLOCKS = 1024  # 64 MiB
 
 
+def _follow_redirects(client: Any) -> dict[str, bool]:
+    """huggingface_hub 1.x hands out an httpx client, 0.x a requests session;
+    they spell "follow redirects" differently (the Hub redirects LFS files)."""
+    if type(client).__module__.split(".")[0] == "requests":
+        return {"allow_redirects": True}
+    return {"follow_redirects": True}
+
+
 class HttpReader:
     def __init__(self, client: Any, url: str, size: int, headers: dict[str, str]) -> None:
         self._client = client
@@ -57,7 +65,7 @@ class HttpReader:
     def _get(self, start: int, stop: int) -> bytes:
         headers = {**self._headers, "Range": f"bytes={start}-{stop - 1}", "Accept-Encoding": "identity"}
         try:
-            response = self._client.get(self._url, headers=headers, follow_redirects=True)
+            response = self._client.get(self._url, headers=headers, **_follow_redirects(self._client))
         except Exception as exc:  # noqa: BLE001 - network errors of any kind end this file's scan
             raise SourceError(f"range request failed: {type(exc).__name__}") from None
         if response.status_code not in (200, 206):
