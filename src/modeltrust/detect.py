@@ -1,11 +1,40 @@
-"""Format detection from bytes. File names are never consulted: a pickle named
-`.txt`, a zip named `.bin` and a legacy torch file named `.ckpt` are all found.
+"""Which formats a file is scanned as: what its bytes are, what its name makes a
+loader read it as, and whether a pickle loader would read it at all.
+
+`detect(reader, name)` returns a `Detection`; the engine runs the scanner of
+every format in `Detection.formats`, in order:
+
+1. **sniffed** (`sniff`): the format the bytes show (magic numbers, structure).
+   A pickle named `.txt`, a zip named `.bin` and a legacy torch file named
+   `.ckpt` are found by their bytes.
+2. **by name** (`formats_by_name`, table `NAME_RULES`): loaders open files by
+   name whatever their head says - `from_pretrained` reads `*.py`,
+   `chat_template.jinja`, `tokenizer*.json`, `model.onnx`, `*.keras`, `*.h5`;
+   `keras.load_model` a `.keras` zip; `torch.load`/`joblib.load` a `.pt`/
+   `.joblib`. A file is also scanned as the format its name implies, so an
+   ONNX model behind a PNG signature, an HDF5 file with a user block or a
+   `.py` whose head is a docstring is analysed by that format's scanner, and a
+   file that fails its name's parser becomes that scanner's finding
+   (`ScanContext.claimed_by_name` tells a scanner the name claimed it).
+3. **pickle-loadable** (`PICKLE_LOADABLE`): `pickle.load`, `joblib.load`,
+   `numpy.load` (anything not npy or zip) and torch's legacy path unpickle any
+   bytes from offset 0. Every file whose first opcode those unpicklers accept
+   (`pickle_loadable`) is walked as a pickle from offset 0 as well, whatever
+   else it is (text, GIF, tar, LZMA...). Only structure complaints of that walk
+   are dropped (the loader stops where the walk does); every import and call
+   it finds is reported, so a text file is judged by what a load would run.
+
+To hook in a new format: add its constant here, a byte test to `sniff` if it
+has one, a line to `NAME_RULES` if loaders find it by name, and a line to
+`scanners.SCANNERS`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import struct
+from dataclasses import dataclass
 
 from .reader import ByteReader
 
@@ -48,6 +77,7 @@ SAVEDMODEL = "tf-savedmodel"
 ARROW = "arrow"
 ARROW_STREAM = "arrow-stream"
 FEATHER_V1 = "feather-v1"
+PICKLE_LOADABLE = "loadable-pickle"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
@@ -159,11 +189,24 @@ def sniff_head(head: bytes, size: int) -> str:
         return PICKLE
     if _is_zlib(head):
         return ZLIB
-    if head[:3] == b"\x5d\x00\x00":
+    if head[:2] == b"\x5d\x00":  # joblib's LZMA test: properties byte and a small dictionary
         return LZMA
     if looks_like_protocol0_pickle(head):
         return PICKLE
+    if _is_pyc(head):
+        return "pyc"  # no scanner yet: the unverified fallback reports it
     return _sniff_text(head)
+
+
+def _is_pyc(head: bytes) -> bool:
+    """CPython bytecode: a 3.x magic number, CR LF, then the flags word (0-3)."""
+    if len(head) < 16 or head[2:4] != b"\r\n":
+        return False
+    return 3000 <= int.from_bytes(head[:2], "little") < 4000 and head[4:8] in (
+        b"\0\0\0\0",
+        b"\1\0\0\0",
+        b"\3\0\0\0",
+    )
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:
@@ -230,3 +273,91 @@ def _sniff_text(head: bytes) -> str:
     if _PYTHON_LINE.search(text):
         return PYTHON
     return TEXT
+
+
+# --- several formats per file -----------------------------------------------------------
+
+# Loaders that open a file by one of these names read it as these formats.
+# Globs match the lower-cased base name.
+NAME_RULES: tuple[tuple[str, str], ...] = (
+    ("*.py", PYTHON),  # trust_remote_code modules, custom_pipelines, custom_generate/
+    # Scanners for these two are being written; until scanners.SCANNERS lists
+    # them, the engine skips them (a name-implied format without a scanner).
+    ("*.pyc", "pyc"),
+    ("*.jinja", "chat-template"),  # chat_template.jinja, additional_chat_templates/*.jinja
+    ("*.j2", "chat-template"),
+    ("*.json", JSON),  # config.json, tokenizer*.json, *_config.json
+    ("*.keras", ZIP),  # keras.load_model: a zip found through its end record
+    ("*.npz", ZIP),
+    ("*.h5", HDF5),  # tf_model.h5, *.weights.h5: h5py also finds a superblock after a user block
+    ("*.hdf5", HDF5),
+    ("*.onnx", ONNX),
+    ("*.gguf", GGUF),
+    ("*.safetensors", SAFETENSORS),
+    ("saved_model.pb", SAVEDMODEL),
+)
+# Names that torch.load, joblib.load, pickle.load and numpy.load are given...
+PICKLE_FAMILY = ("*.pkl", "*.pickle", "*.joblib", "*.pt", "*.pth", "*.ckpt", "*.npy", "*.dill", "*.bin")
+# ...and the formats those loaders read without unpickling from offset 0.
+_PICKLE_LOADER_FORMATS = {PICKLE, TORCH_LEGACY, ZIP, TAR, NUMPY} | COMPRESSED
+# A `.bin` is as often raw tensor bytes (ONNX external data, GGML) as a torch
+# pickle: it is walked when its bytes are loadable, never claimed.
+_UNCLAIMED = ("*.bin",)
+
+# Opcodes `_pickle` and `pickle._Unpickler` (joblib's) accept as the first
+# one: those that need nothing on the stack, in the memo or from the caller.
+# PERSID/BINPERSID need a persistent_load (none of the loaders sets one for
+# the first pickle), GET needs a memo entry, NEXT_BUFFER a buffers argument;
+# everything else pops from the empty stack or needs a MARK.
+_FIRST_OPCODES = frozenset(b"IJKML\x8a\x8bSTUBC\x8e\x96N\x88\x89V\x8cX\x8dFG])}\x8f(c\x82\x83\x84\x80\x95")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """How one file is scanned; `formats` lists every format, sniffed first."""
+
+    sniffed: str
+    by_name: tuple[str, ...] = ()
+    """Formats the file name makes a loader read it as (besides `sniffed`)."""
+    pickle_loadable: bool = False
+    """A pickle loader would unpickle it from offset 0 (and it is not a pickle by its bytes)."""
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        extra = (PICKLE_LOADABLE,) if self.pickle_loadable else ()
+        return (self.sniffed, *self.by_name, *extra)
+
+
+def pickle_loadable(head: bytes) -> bool:
+    """Would an unpickler get past the first opcode of these bytes?"""
+    if not head or head[0] not in _FIRST_OPCODES:
+        return False
+    return head[0] != 0x80 or (len(head) > 1 and head[1] <= 5)
+
+
+def _base_name(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+
+
+def formats_by_name(name: str, sniffed: str) -> tuple[str, ...]:
+    """Formats the loaders that open a file by this name read it as, besides `sniffed`."""
+    base = _base_name(name)
+    if not base or sniffed == EMPTY:
+        return ()  # no bytes: every loader fails on them, nothing runs
+    found: list[str] = []
+    for pattern, fmt in NAME_RULES:
+        if fmt != sniffed and fmt not in found and fnmatch.fnmatchcase(base, pattern):
+            found.append(fmt)
+    claimed = any(fnmatch.fnmatchcase(base, p) for p in PICKLE_FAMILY if p not in _UNCLAIMED)
+    if claimed and sniffed not in _PICKLE_LOADER_FORMATS and PICKLE not in found:
+        found.append(PICKLE)
+    return tuple(found)
+
+
+def detect(reader: ByteReader, name: str = "") -> Detection:
+    """Every format `reader` is scanned as; `name` is its file or member name."""
+    sniffed = sniff(reader)
+    by_name = formats_by_name(name, sniffed) if name else ()
+    walked = sniffed in (PICKLE, TORCH_LEGACY) or PICKLE in by_name
+    loadable = not walked and pickle_loadable(reader.read_at(0, 2))
+    return Detection(sniffed, by_name, loadable)

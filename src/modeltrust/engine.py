@@ -17,7 +17,7 @@ from .errors import ModelTrustError
 from .findings import Artifact, Finding, Location, ScanReport, TargetError
 from .reader import ByteReader, FileReader
 from .rules import RuleSet, load_rules
-from .scanners import Registry, ScanContext
+from .scanners import Registry, ScanContext, Scanner
 from .scanners.base import Budget
 from .selection import matches_selection
 from .sources.local import LocalFile, expand_targets
@@ -31,17 +31,40 @@ ProgressCallback = Callable[[str, int], None]
 
 
 def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, registry: Registry) -> str:
-    """Detect and scan one reader; returns the name of the scanner that covered it.
+    """Detect and scan one reader with the scanner of every format it is
+    scanned as (see detect.py); returns the names of the scanners that covered it.
 
     An exception inside a scanner becomes a finding for this file (fail closed).
     """
+    key = str(location)
     try:
-        fmt = detect.sniff(reader)
+        detection = detect.detect(reader, name_of(location))
     except Exception as exc:  # noqa: BLE001 - a detection bug must not end the scan
         ctx.report("scan-error", location, f"format detection failed: {type(exc).__name__}: {exc}", "detect")
-        return ctx.covered_by.setdefault(str(location), "none")
-    ctx.formats[str(location)] = fmt
-    scanner = registry.for_format(fmt) or registry.fallback
+        return ctx.covered_by.setdefault(key, "none")
+    ctx.detections[key] = detection
+    covered: list[str] = []
+    ran: list[Scanner] = []
+    for fmt in detection.formats:
+        scanner = registry.for_format(fmt)
+        if scanner is None and fmt == detection.sniffed:
+            scanner = registry.fallback
+        if scanner is None or any(scanner is done for done in ran):
+            continue  # a name-implied format no scanner covers yet, or covered already
+        ran.append(scanner)
+        ctx.formats[key] = fmt  # what the running scanner was chosen for
+        ctx.covered_by.pop(key, None)
+        _run_scanner(scanner, reader, location, ctx)
+        # A container scanner may have named a more specific one (zip -> pytorch).
+        name = ctx.covered_by.get(key, scanner.name)
+        if name and name not in covered:
+            covered.append(name)
+    ctx.formats[key] = detection.sniffed
+    ctx.covered_by[key] = "+".join(covered) or "none"
+    return ctx.covered_by[key]
+
+
+def _run_scanner(scanner: Scanner, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
     name = scanner.name
     try:
         scanner.scan(reader, location, ctx)
@@ -51,8 +74,26 @@ def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, regist
         ctx.report("scan-error", location, "ran out of memory while analysing", name)
     except Exception as exc:  # noqa: BLE001 - fail closed on any scanner bug
         ctx.report("scan-error", location, f"{type(exc).__name__}: {exc}", name)
-    # A container scanner may have named a more specific one (zip -> pytorch).
-    return ctx.covered_by.setdefault(str(location), name)
+
+
+_STREAM_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".lzma", ".z", ".zlib", ".lz4", ".zst")
+
+
+def name_of(location: Location) -> str:
+    """The file name loaders would know these bytes by: the innermost archive
+    member, or for a decompressed stream (`<gzip stream>`) the compressed
+    file's name without its suffix; nested pickles have none."""
+    names = (location.path, *location.members)
+    last = names[-1]
+    if not last.startswith("<"):
+        return last
+    if not last.endswith(" stream>"):
+        return ""
+    outer = names[-2]
+    for suffix in _STREAM_SUFFIXES:
+        if outer.lower().endswith(suffix):
+            return outer[: -len(suffix)]
+    return outer
 
 
 def _hash_pool(config: ScanConfig) -> HashPool | None:

@@ -1,5 +1,10 @@
 """The scanner registry: the one list that maps detected formats to scanners.
 
+A file is scanned by the scanner of each format detect.detect() lists for it
+(its bytes, its name, pickle-loadable); a format named only by a file name
+and missing here is skipped (the sniffed format always has a scanner: the
+unverified fallback).
+
 Scanner modules are imported the first time their format is met, so a run
 that only sees a torch checkpoint never pays for the GGUF, ONNX or Keras
 code (start-up time is most of the cost of a header-only scan).
@@ -16,6 +21,7 @@ from .data import UnverifiedScanner
 # format -> (module in this package, scanner class)
 SCANNERS: dict[str, tuple[str, str]] = {
     "pickle": ("pickle_file", "PickleScanner"),
+    "loadable-pickle": ("loadable", "LoadablePickleScanner"),
     "pytorch-legacy": ("pytorch", "LegacyTorchScanner"),
     "zip": ("archive", "ZipScanner"),
     "tar": ("archive", "TarScanner"),

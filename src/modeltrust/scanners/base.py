@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config import Limits
+from ..detect import Detection
 from ..findings import DataFile, Finding, Location, Severity
 from ..reader import ByteReader
 from ..rules import RuleSet
@@ -55,6 +56,8 @@ class ScanContext:
     budget: Budget | None = None
     data_files: list[DataFile] = field(default_factory=list)
     """Facts from data files' metadata (Parquet, Arrow), shared by nested contexts."""
+    detections: dict[str, Detection] = field(default_factory=dict)
+    """location text -> every format the file is scanned as (see detect.py)."""
 
     def __post_init__(self) -> None:
         if self.budget is None:
@@ -90,6 +93,12 @@ class ScanContext:
             )
         )
 
+    def claimed_by_name(self, location: Location, fmt: str) -> bool:
+        """Was `fmt` chosen for this file because of its name (not its bytes)?
+        A scanner reports a parse failure as a finding when the name claimed it."""
+        detection = self.detections.get(str(location))
+        return detection is not None and fmt in detection.by_name
+
     def deeper(self) -> ScanContext:
         return ScanContext(
             self.rules,
@@ -102,6 +111,7 @@ class ScanContext:
             self.formats,
             self.budget,
             self.data_files,
+            self.detections,
         )
 
     def scan_member(self, reader: ByteReader, location: Location, scanner: str) -> str | None:

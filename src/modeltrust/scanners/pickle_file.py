@@ -9,7 +9,7 @@ from ..findings import Location
 from ..reader import ByteReader, BytesReader
 from . import joblib
 from .base import ScanContext
-from .pickle import SCANNER, PickleContext, finish, scan_pickle_stream
+from .pickle import CHUNK, SCANNER, PickleContext, finish, scan_pickle_stream
 
 
 def scan_pickle_reader(
@@ -20,8 +20,10 @@ def scan_pickle_reader(
     expect_persistent_ids: bool = False,
     max_pickles: int = 0,
     start: int = 0,
+    chunk_size: int = CHUNK,
 ) -> PickleContext:
-    """Walk the reader's pickle stream(s) from `start` and report findings."""
+    """Walk the reader's pickle stream(s) from `start` and report findings.
+    `chunk_size`: bytes read at a time (small for walks that usually stop early)."""
 
     def scan_bytes(payload: bytes, where: Location) -> None:
         ctx.scan_member(BytesReader(payload), where, SCANNER)
@@ -34,6 +36,7 @@ def scan_pickle_reader(
         expect_persistent_ids=expect_persistent_ids,
         max_bytes=ctx.limits.max_pickle_bytes,
         scan_bytes=scan_bytes,
+        chunk_size=chunk_size,
     )
     pctx.on_build = joblib.make_build_hook(reader.size, pctx)
     first = len(ctx.findings)
