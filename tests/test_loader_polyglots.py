@@ -197,3 +197,16 @@ def test_name_of_a_decompressed_stream_drops_the_suffix() -> None:
     assert name_of(Location("x/model.pkl.gz", ("<gzip stream>",))) == "x/model.pkl"
     assert name_of(Location("a.zip", ("sub/chat_template.jinja",))) == "sub/chat_template.jinja"
     assert name_of(Location("a.pkl", ("<nested pickle passed to pickle.loads @3>",))) == ""
+
+
+def test_size_limit_counts_only_when_the_walk_reaches_it(tmp_path: Path) -> None:
+    from modeltrust.config import Limits, ScanConfig
+    from modeltrust.engine import scan
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"Kx0 is the name.\n" * 100)  # loadable, rejected at byte 3
+    report = scan(ScanConfig(targets=(str(path),), limits=Limits(max_pickle_bytes=200)))
+    assert "pickle-opcode-limit" not in {f.rule_id for f in report.findings}
+    path.write_bytes(b"(" + b"K\x01" * 400 + b"t.")  # a real pickle longer than the limit
+    report = scan(ScanConfig(targets=(str(path),), limits=Limits(max_pickle_bytes=200)))
+    assert "pickle-opcode-limit" in {f.rule_id for f in report.findings}

@@ -15,13 +15,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import detect
-from ..findings import Location
+from ..findings import Finding, Location
 from ..reader import ByteReader
 from .base import ScanContext
 from .pickle_file import scan_pickle_reader
 
-# Where the loader gives up too; nothing after it runs.
-_STOPS = {"pickle-malformed", "pickle-trailing-data"}
+# Where the loader gives up too; nothing after it runs. (No loader that reads
+# a file from offset 0 as a pickle sets a persistent_load, so PERSID stops it.)
+_STOPS = {"pickle-malformed", "pickle-trailing-data", "pickle-persistent-id"}
+# Reported before the walk starts for streams over the size bound.
+_LIMIT = "pickle-opcode-limit"
 # Most such walks end within a few bytes: read as little as the walker can
 # (its minimum window, about 74 KB), so header-only formats stay cheap.
 _CHUNK = 0
@@ -34,13 +37,28 @@ class LoadablePickleScanner:
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
         own = replace(ctx, findings=[], deep=False)
         pctx = scan_pickle_reader(reader, location, own, chunk_size=_CHUNK)
-        kept = 0
+        here = [
+            f
+            for f in own.findings
+            if f.location.path == location.path and f.location.members == location.members
+        ]
+        stops = [f.location.offset or 0 for f in here if f.rule_id in _STOPS]
+        stopped_at = min(stops) if stops else None
+        dropped = 0
         for finding in own.findings:
-            here = finding.location.path == location.path and finding.location.members == location.members
-            if not (here and finding.rule_id in _STOPS):
+            if finding in here and _unreached(finding, stopped_at):
+                dropped += 1
+            else:
                 ctx.findings.append(finding)
-                kept += 1
-        if pctx.stats.pickles == 0 and not kept:
+        if pctx.stats.pickles == 0 and dropped == len(own.findings):
             # Rejected before a STOP with nothing run: no loader gets a pickle
             # out of it, so the walk covered nothing worth naming.
             ctx.covered_by[str(location)] = ""
+
+
+def _unreached(finding: Finding, stopped_at: int | None) -> bool:
+    """A stop, or a size limit the walk never got to because it stopped first."""
+    if finding.rule_id in _STOPS:
+        return True
+    offset = finding.location.offset
+    return finding.rule_id == _LIMIT and stopped_at is not None and (offset is None or stopped_at < offset)
