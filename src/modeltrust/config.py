@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .findings import Severity
 
 if TYPE_CHECKING:  # the hub module loads only when a hub target is scanned
+    from .provenance.methods import SignatureRequest
     from .sources.hub import HubSettings
 
 MiB = 1 << 20
@@ -51,3 +52,5 @@ class ScanConfig:
     """Globs over paths relative to each target; matching files are skipped."""
     hub: HubSettings | None = None
     """How to reach the Hugging Face Hub; None: targets are local paths only."""
+    signature: SignatureRequest | None = None
+    """Check each target folder's model signature; None: signatures are not checked."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from . import __version__, detect
 from .config import ScanConfig
 from .errors import ModelTrustError
-from .findings import Artifact, Finding, Location, ScanReport, TargetError
+from .findings import Artifact, Finding, Location, ScanReport, SignatureOutcome, TargetError
 from .reader import ByteReader, FileReader
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext, Scanner
@@ -181,6 +181,11 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
             replace(a, sha256=hashes.results[i].sha256) if i in hashes.results else a
             for i, a in enumerate(artifacts)
         ]
+    signatures: tuple[SignatureOutcome, ...] = ()
+    if config.signature is not None:
+        from .provenance.gate import check_targets  # model_signing loads only here
+
+        signatures = check_targets(config, config.signature, snapshots, artifacts, ruleset, findings)
     if snapshots:
         from .sources.hub_targets import compare_with_hub_scan
 
@@ -196,6 +201,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         targets=config.targets,
         sources=tuple(_records(snapshots)),
         errors=tuple(errors),
+        signatures=signatures,
     )
 
 

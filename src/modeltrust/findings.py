@@ -167,6 +167,20 @@ class DatasetSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class SignatureOutcome:
+    """A model signature checked during the scan (OpenSSF model signing)."""
+
+    target: str
+    signature: str
+    """Display path of the signature file."""
+    outcome: str
+    """valid, unsigned, invalid, wrong-signer or modified."""
+    sha256: str = ""
+    signer: str = ""
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     artifacts: tuple[Artifact, ...]
     findings: tuple[Finding, ...]
@@ -182,6 +196,8 @@ class ScanReport:
     """Whether unverified findings fail the gate whatever their severity (set by the policy)."""
     datasets: tuple[DatasetSummary, ...] = field(default=())
     """Datasets among the targets, summarised from their metadata (for the BOM)."""
+    signatures: tuple[SignatureOutcome, ...] = field(default=())
+    """Model signatures checked (scan with --identity/--key or a policy requiring one)."""
 
     @property
     def max_severity(self) -> Severity | None:

@@ -12,16 +12,18 @@ import datetime
 import fnmatch
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .clauses import CLAUSE_KEYS, Clauses, clause_findings, parse_clauses
 from .errors import ConfigError
 from .findings import Finding, ScanReport, Severity
+from .rules import RuleSet
 
 _POLICY_KEYS = {
     "kind", "version", "name", "description", "fail_on", "fail_on_unverified", "overrides", "exceptions",
-}  # fmt: skip
+} | CLAUSE_KEYS  # fmt: skip
 _EXCEPTION_KEYS = {"rule", "path", "subject", "reason", "expires", "repo", "commit", "sha256"}
 # hf://[datasets/]org/name@commit/file, and the Hugging Face cache layout
 # .../models--org--name/snapshots/<commit>/file
@@ -88,15 +90,25 @@ class Policy:
     waivers: tuple[Waiver, ...] = ()
     fail_on_unverified: bool = True
     """Files or parts no scanner could analyse fail the gate whatever fail_on says."""
+    clauses: Clauses = field(default_factory=Clauses)
+    """Provenance and packaging clauses (clauses.py); each one that fails adds a finding."""
 
     @property
     def needs_digests(self) -> bool:
         """Some waiver is pinned to a file digest, so every file must be hashed."""
         return any(w.sha256 for w in self.waivers)
 
-    def apply(self, report: ScanReport, today: datetime.date | None = None) -> ScanReport:
-        """The report with severity overrides applied and waivers marked."""
+    def apply(
+        self, report: ScanReport, today: datetime.date | None = None, rules: RuleSet | None = None
+    ) -> ScanReport:
+        """The report with clause findings added, severity overrides applied and
+        waivers marked."""
         today = today or datetime.date.today()
+        if self.clauses.active:
+            from .rules import load_rules
+
+            found = clause_findings(self.clauses, report, rules if rules is not None else load_rules())
+            report = replace(report, findings=report.findings + tuple(found))
         active = [w for w in self.waivers if w.expires >= today]
         overrides = dict(self.overrides)
         digests = {a.path: a.sha256 for a in report.artifacts}
@@ -177,7 +189,7 @@ def policy_from_mapping(data: Mapping[str, Any], where: str) -> Policy:
     if not isinstance(fail_on_unverified, bool):
         raise ConfigError(f"{where}: 'fail_on_unverified' must be true or false")
     name = str(data.get("name") or Path(where).stem)
-    return Policy(name, fail_on, overrides, waivers, fail_on_unverified)
+    return Policy(name, fail_on, overrides, waivers, fail_on_unverified, parse_clauses(data, where))
 
 
 def builtin_policies(rules_dir: Path) -> dict[str, Path]:

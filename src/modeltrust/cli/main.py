@@ -95,7 +95,16 @@ def hub_settings(
 
 
 def main() -> None:
-    from . import bom_cmd, fetch_cmd, rules_cmd, scan_cmd, sign_cmd, verify_cmd
+    from . import (
+        attest_cmd,
+        bom_cmd,
+        fetch_cmd,
+        rules_cmd,
+        scan_cmd,
+        sign_cmd,
+        verify_attestation_cmd,
+        verify_cmd,
+    )
 
     cli.add_command(scan_cmd.scan)
     cli.add_command(fetch_cmd.fetch)
@@ -103,6 +112,8 @@ def main() -> None:
     cli.add_command(verify_cmd.verify)
     cli.add_command(sign_cmd.sign)
     cli.add_command(bom_cmd.bom)
+    cli.add_command(attest_cmd.attest)
+    cli.add_command(verify_attestation_cmd.verify_attestation)
     try:
         cli.main(prog_name="modeltrust", standalone_mode=True)
     except SystemExit:

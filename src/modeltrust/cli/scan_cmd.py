@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from ..baseline import apply_baseline, load_baseline
 from ..config import ScanConfig
+from ..errors import ConfigError
 from ..findings import Severity
 from .main import EXIT_ERROR, EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, hub_settings, rules_option
 from .output import check_writable, write_atomic, write_stdout
+from .signature_options import signature_request, split_keys, verify_options
 
 if TYPE_CHECKING:
     from ..findings import ScanReport
@@ -105,6 +109,16 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
     default=None,
     help="Write this scan's JSON report as the baseline for later scans.",
 )
+@verify_options(
+    key_help="A public key (PEM) verifies the model signature; a private key signs --attest. Repeatable.",
+    multiple_keys=True,
+)
+@click.option(
+    "--attest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a signed attestation here (SLSA provenance, verdict); needs a private --key.",
+)
 @click.option("--hash", "hash_files", is_flag=True, help="Record each file's sha256 (reads every byte).")
 @click.option("--deep", is_flag=True, help="Also run fickling's analysis on each pickle (slower).")
 @click.option(
@@ -135,6 +149,14 @@ def scan(
     exclude: tuple[str, ...],
     baseline: str | None,
     write_baseline: str | None,
+    signature: Path | None,
+    identity: str | None,
+    issuer: str | None,
+    keys: tuple[Path, ...],
+    certificate_chain: tuple[Path, ...],
+    staging: bool,
+    trust_config: Path | None,
+    attest: Path | None,
     hash_files: bool,
     deep: bool,
     bom_file: str | None,
@@ -150,23 +172,40 @@ def scan(
     from ..reporting.json import render_json
     from ..rules import default_rules_dir, load_rules
 
-    check_writable(output, json_report, write_baseline, bom_file)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    check_writable(output, json_report, write_baseline, bom_file, str(attest) if attest else None)
     accepted = load_baseline(baseline) if baseline else None
     cache = cache_dir()
     policy = resolve_policy(policy_name, default_rules_dir(), cache)
     threshold = Severity.parse(fail_on) if fail_on else policy.fail_on
+    private_key, public_keys = split_keys(keys)
+    if attest is not None and private_key is None:
+        raise ConfigError("--attest needs a private --key to sign the attestation")
+    if private_key is not None and attest is None:
+        raise ConfigError(
+            f"{private_key} is a private key", hint="give it with --attest, or give the public key"
+        )
+    request = signature_request(policy.clauses.require_signature, identity, issuer, public_keys,
+                                certificate_chain, staging, trust_config, signature)  # fmt: skip
+    if request is not None and remote:
+        raise ConfigError("--remote downloads nothing, so signatures cannot be checked", hint="drop --remote")
     config = ScanConfig(
         targets=targets,
         rules_files=rules_files,
         fail_on=threshold,
-        # The BOM records every file's sha256 (not for --remote: that would fetch every byte).
-        hash_files=hash_files or policy.needs_digests or (bom_file is not None and not remote),
+        # The BOM records every file's sha256 (not for --remote: that would fetch every byte);
+        # so does an attestation (its subjects).
+        hash_files=hash_files
+        or policy.needs_digests
+        or (bom_file is not None and not remote)
+        or attest is not None,
         deep=deep,
         include=include,
         exclude=exclude,
         hub=hub_settings(assume_hub, include, exclude, remote)
         if _may_be_remote(targets, assume_hub)
         else None,
+        signature=request,
     )
     ruleset = load_rules(config.rules_files, cache_dir=cache)
     bar, update = _progress(not no_progress and not (fmt != "text" and output is None))
@@ -179,7 +218,7 @@ def scan(
         click.echo(f"warning: policy exception for {waiver.rule} expired on {waiver.expires}", err=True)
     if fail_on_unverified is not None:
         policy = replace(policy, fail_on_unverified=fail_on_unverified)
-    report = policy.apply(report)
+    report = policy.apply(report, rules=ruleset)
     if accepted is not None and baseline:
         report = apply_baseline(report, accepted, baseline)
     for error in report.errors:
@@ -198,6 +237,10 @@ def scan(
         write_stdout(text)
     if report.errors:
         sys.exit(EXIT_ERROR)
+    if attest is not None:
+        from .attest_cmd import emit_attestation
+
+        emit_attestation(attest, report, policy, threshold, ruleset, started, private_key)
     sys.exit(EXIT_POLICY if report.failing(threshold) else EXIT_OK)
 
 

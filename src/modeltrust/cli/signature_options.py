@@ -9,21 +9,28 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import ConfigError
-from ..provenance.methods import CertificateVerifier, KeyVerifier, SigstoreVerifier, VerifyWith
+from ..provenance.methods import (
+    CertificateVerifier,
+    KeyVerifier,
+    SignatureRequest,
+    SigstoreVerifier,
+    VerifyWith,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _READABLE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def verify_options(key_help: str) -> Callable[[F], F]:
+def verify_options(key_help: str, multiple_keys: bool = False) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         options = [
             click.option("--signature", type=click.Path(dir_okay=False, path_type=Path), default=None,
                          help="Signature file (default: model.sig in the model folder or Hub repo)."),
             click.option("--identity", default=None, help="Keyless: the signer identity (SAN)."),
             click.option("--issuer", default=None, help="Keyless: the OIDC issuer of --identity."),
-            click.option("--key", type=_READABLE, default=None, help=key_help),
+            click.option("--key", "keys" if multiple_keys else "key", type=_READABLE, multiple=multiple_keys,
+                         default=None, help=key_help),
             click.option("--certificate-chain", "certificate_chain", type=_READABLE, multiple=True,
                          help="Root/intermediate certificates (PEM) the signing certificate must chain to."),
             click.option("--staging", is_flag=True, help="Keyless: use sigstore's staging trust root."),
@@ -60,3 +67,48 @@ def verify_method(
     if certificate_chain:
         return CertificateVerifier(tuple(certificate_chain))
     return None
+
+
+def split_keys(keys: tuple[Path, ...]) -> tuple[Path | None, tuple[Path, ...]]:
+    """--key given to scan/attest: a private key signs the attestation, public
+    keys verify the model signature (told apart by their PEM label)."""
+    private: list[Path] = []
+    public: list[Path] = []
+    for path in keys:
+        head = path.read_bytes()[:200]
+        if b"PRIVATE KEY-----" in head:
+            private.append(path)
+        elif b"PUBLIC KEY-----" in head:
+            public.append(path)
+        else:
+            raise ConfigError(f"{path}: not a PEM public or private key")
+    if len(private) > 1:
+        raise ConfigError("give one private key (it signs the attestation)")
+    return (private[0] if private else None), tuple(public)
+
+
+def signature_request(
+    policy_signers: tuple[VerifyWith, ...],
+    identity: str | None,
+    issuer: str | None,
+    public_keys: tuple[Path, ...],
+    certificate_chain: tuple[Path, ...],
+    staging: bool,
+    trust_config: Path | None,
+    signature: Path | None,
+) -> SignatureRequest | None:
+    """Signers from the options and from the policy's require_signature; None
+    when signatures are not to be checked."""
+    if len(public_keys) > 1:
+        raise ConfigError("give one public key to verify the model signature with")
+    method = verify_method(identity, issuer, public_keys[0] if public_keys else None, certificate_chain,
+                           staging, trust_config)  # fmt: skip
+    accept = ((method,) if method is not None else ()) + policy_signers
+    if not accept:
+        if signature is not None:
+            raise ConfigError(
+                "--signature needs a signer to check",
+                hint="--identity/--issuer, --key PUB.pem or --certificate-chain",
+            )
+        return None
+    return SignatureRequest(accept, signature)

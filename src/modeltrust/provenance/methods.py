@@ -68,3 +68,13 @@ def describe(method: VerifyWith) -> str:
     if isinstance(method, CertificateVerifier):
         return "certificate chain " + ", ".join(str(p) for p in method.chain)
     return f"sigstore identity {method.identity} from {method.issuer}"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRequest:
+    """What a scan checks: each target folder's signature, accepted when any
+    of `accept` verifies it (the policy clause require_signature then judges
+    the outcome recorded in the report)."""
+
+    accept: tuple[VerifyWith, ...]
+    signature: Path | None = None

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..baseline import fingerprint
+from ..clauses import decided_by
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
 
@@ -35,6 +36,14 @@ def finding_to_dict(finding: Finding, rules: RuleSet | None) -> dict[str, Any]:
     }
 
 
+def _signatures(report: ScanReport) -> dict[str, Any]:
+    """Present only when the scan checked model signatures."""
+    if not report.signatures:
+        return {}
+    keys = ("target", "signature", "outcome", "sha256", "signer", "method")
+    return {"signatures": [{k: getattr(s, k) or None for k in keys} for s in report.signatures]}
+
+
 def report_to_dict(
     report: ScanReport, fail_on: Severity, rules: RuleSet | None = None, policy: str = "default"
 ) -> dict[str, Any]:
@@ -54,6 +63,7 @@ def report_to_dict(
             "fail_on": fail_on.label,
             "failing_findings": len(failing),
             "max_severity": top.label if top is not None else None,
+            "decided_by": list(decided_by(report, fail_on)),
         },
         "summary": {"files": len(report.artifacts), "findings": counts},
         "sources": [dict(s) for s in report.sources],
@@ -69,6 +79,7 @@ def report_to_dict(
         ],
         "findings": [finding_to_dict(f, rules) for f in report.findings],
         "errors": [{"target": e.target, "message": e.message} for e in report.errors],
+        **_signatures(report),
         "duration_seconds": round(report.duration_seconds, 3),
     }
 

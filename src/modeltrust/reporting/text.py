@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import click
 
+from ..clauses import decided_by
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
 
@@ -98,5 +99,9 @@ def _verdict_line(report: ScanReport, fail_on: Severity, style: Callable[..., st
         verdict = style("FAIL", fg="red", bold=True)
         below = sum(1 for f in failing if f.severity < fail_on)
         extra = f" ({below} unverified below it)" if below else ""
-        return f"{verdict} {files} file(s), {found}; {len(failing)} at or above '{fail_on.label}'{extra}"
+        why = ", ".join(decided_by(report, fail_on))
+        return (
+            f"{verdict} {files} file(s), {found}; {len(failing)} at or above '{fail_on.label}'{extra}"
+            f"; decided by {why}"
+        )
     return f"{style('PASS', fg='green', bold=True)} {files} file(s), {found} (fail-on: {fail_on.label})"
