@@ -58,6 +58,7 @@ def test_json_report_shape(tmp_path: Path) -> None:
         "fail_on": "medium",
         "failing_findings": 1,
         "max_severity": "critical",
+        "decided_by": ["fail_on medium"],
     }
     [finding] = report["findings"]
     assert finding["rule_id"] == "pickle-os-command"
