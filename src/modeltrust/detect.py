@@ -78,6 +78,9 @@ ARROW = "arrow"
 ARROW_STREAM = "arrow-stream"
 FEATHER_V1 = "feather-v1"
 PICKLE_LOADABLE = "loadable-pickle"
+TFLITE = "tflite"
+SENTENCEPIECE = "sentencepiece"
+MSGPACK = "msgpack"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
@@ -134,6 +137,10 @@ def sniff(reader: ByteReader) -> str:
         return SAVEDMODEL  # schema_version 1, then meta_graphs
     if fmt == UNKNOWN and _has_zip_directory(reader):
         return ZIP  # an archive behind a prefix (self-extractor, script header)
+    if fmt == UNKNOWN and head[:1] == b"\x0a" and _is_sentencepiece(reader):
+        return SENTENCEPIECE
+    if fmt == UNKNOWN and _looks_like_msgpack_map(head):
+        return MSGPACK
     return fmt
 
 
@@ -161,6 +168,21 @@ def _has_zip_directory(reader: ByteReader) -> bool:
     return b"PK\x05\x06" in reader.read_at(tail_start, reader.size - tail_start)
 
 
+def _is_sentencepiece(reader: ByteReader) -> bool:
+    from .scanners.sentencepiece import is_sentencepiece
+
+    return is_sentencepiece(reader)
+
+
+def _looks_like_msgpack_map(head: bytes) -> bool:
+    """Flax state dicts: a msgpack map (fixmap, map16, map32) whose first key is a string."""
+    first = head[0] if head else 0
+    key_at = 1 if 0x81 <= first <= 0x8F else 3 if first == 0xDE else 5 if first == 0xDF else 0
+    if not key_at or len(head) <= key_at:
+        return False
+    return 0xA0 <= head[key_at] <= 0xBF or head[key_at] in (0xD9, 0xDA, 0xDB)
+
+
 def _is_legacy_arrow_stream(reader: ByteReader) -> bool:
     from .scanners.arrow import is_legacy_stream
 
@@ -173,6 +195,8 @@ def sniff_head(head: bytes, size: int) -> str:
             return name
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return ZIP
+    if head[4:8] == b"TFL3":
+        return TFLITE  # the FlatBuffers file identifier, after the root offset
     if head[:4] == b"\xff\xff\xff\xff" and len(head) >= 8:
         return ARROW_STREAM  # the IPC continuation marker before the schema message
     if head[:2] == b"MZ":

@@ -41,6 +41,9 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "parquet": ("parquet", "ParquetScanner"),
     "arrow": ("arrow", "ArrowFileScanner"),
     "arrow-stream": ("arrow", "ArrowStreamScanner"),
+    "tflite": ("tflite", "TFLiteScanner"),
+    "sentencepiece": ("sentencepiece", "SentencePieceScanner"),
+    "msgpack": ("msgpack", "MsgpackScanner"),
 }
 
 
