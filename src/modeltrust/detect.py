@@ -383,5 +383,14 @@ def detect(reader: ByteReader, name: str = "") -> Detection:
     sniffed = sniff(reader)
     by_name = formats_by_name(name, sniffed) if name else ()
     walked = sniffed in (PICKLE, TORCH_LEGACY) or PICKLE in by_name
-    loadable = not walked and pickle_loadable(reader.read_at(0, 2))
+    head = reader.read_at(0, 2)
+    loadable = not walked and pickle_loadable(head) and not _msgpack_ext_start(sniffed, head)
     return Detection(sniffed, by_name, loadable)
+
+
+def _msgpack_ext_start(sniffed: str, head: bytes) -> bool:
+    """A msgpack map of 2-4 entries (Flax checkpoints) starts with 0x82-0x84,
+    pickle's EXT1/EXT2/EXT4: its extension code (the first key's tag) must be
+    registered with copyreg by the loading process, which no standard one
+    does, so pickle.load stops at the first byte."""
+    return sniffed == MSGPACK and head[:1] in (b"\x82", b"\x83", b"\x84")
