@@ -108,6 +108,9 @@ class Call:
         self.args = args
         self.offset = offset
         self.state: object = None
+        # The first key SETITEM(S) wrote into this object that, as BUILD state,
+        # would plant a method the unpickler calls later ("" if none).
+        self.planted = ""
 
     def __repr__(self) -> str:
         return f"{describe(self.func)}(...)"
@@ -116,10 +119,12 @@ class Call:
 class BytesValue:
     """Bytes in the stream, kept as an (offset, length) window on the reader."""
 
-    def __init__(self, reader: ByteReader, offset: int, length: int) -> None:
+    def __init__(self, reader: ByteReader, offset: int, length: int, text: bool = False) -> None:
         self.reader = reader
         self.offset = offset
         self.length = length
+        # A Python 2 str (STRING/BINSTRING): a str under some loaders' encodings.
+        self.text = text
 
     def tobytes(self) -> bytes:
         return self.reader.read_at(self.offset, self.length)
@@ -149,7 +154,8 @@ def describe(value: object, depth: int = 0) -> str:
     if depth > 3:
         return "..."
     if isinstance(value, Ref):
-        return value.dotted
+        dotted = value.dotted
+        return dotted if len(dotted) <= 120 else dotted[:117] + "..."
     if isinstance(value, Call):
         return f"{describe(value.func, depth + 1)}({describe(value.args, depth + 1)})"
     if isinstance(value, str):
@@ -180,6 +186,9 @@ class PickleStats:
         self.denied: dict[tuple[str, str], list[object]] = {}
         # (module, name) -> [count, offset of the first import]
         self.imports: dict[tuple[str, str], list[int]] = {}
+        # Helpers not on the allowlist that a rule accepted for how they were
+        # called (Cython __pyx_unpickle_X(X, ...), sklearn newObj(X)).
+        self.vouched: set[tuple[str, str]] = set()
 
 
 # A container's hook for BUILD: (target, state, absolute offset after the
@@ -277,10 +286,20 @@ _RECONSTRUCTOR = ("copyreg", "_reconstructor")
 # Allowed callables that call one of their arguments: (module, name) -> index.
 # copyreg._reconstructor(cls, base, state) runs base.__init__(obj, state) unless
 # base is object; torch's _rebuild_from_type(_v2)(func, type, args, ...) runs func(*args).
-_CALLS_ARGUMENT = {
-    _RECONSTRUCTOR: 1,
-    ("torch._tensor", "_rebuild_from_type_v2"): 0,
-    ("torch._tensor", "_rebuild_from_type"): 0,
+_CALLS_ARGUMENT: dict[tuple[str, str], tuple[int, ...]] = {
+    _RECONSTRUCTOR: (1,),
+    # copyreg.__newobj__(cls, *args) is cls.__new__(cls, *args).
+    ("copyreg", "__newobj__"): (0,),
+    ("copyreg", "__newobj_ex__"): (0,),
+    # _rebuild_from_type_v2(func, new_type, args, state) runs func(*args) and
+    # new_type's __setstate__.
+    ("torch._tensor", "_rebuild_from_type_v2"): (0, 1),
+    ("torch._tensor", "_rebuild_from_type"): (0,),
+    # numpy's generator helpers call their bit_generator_ctor argument, and
+    # __bit_generator_ctor instantiates a class it is given.
+    ("numpy.random._pickle", "__generator_ctor"): (1,),
+    ("numpy.random._pickle", "__randomstate_ctor"): (1,),
+    ("numpy.random._pickle", "__bit_generator_ctor"): (0,),
 }
 _NOT_PLAIN = _LOADERS | set(_CALLS_ARGUMENT)
 
@@ -300,9 +319,7 @@ def _called_positions(func: Ref) -> tuple[int, ...]:
     known = _CALLS_ARGUMENT.get((func.module, func.name))
     if known is None:
         return func.verdict.calls
-    if known in func.verdict.calls:
-        return func.verdict.calls
-    return (*func.verdict.calls, known)
+    return tuple(sorted(set(known) | set(func.verdict.calls)))
 
 
 def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
@@ -463,7 +480,7 @@ def _decode_string_literal(raw: bytes, offset: int) -> str | BytesValue:
     try:
         return value.decode("ascii")
     except UnicodeDecodeError:
-        return BytesValue(BytesReader(value), 0, len(value))
+        return BytesValue(BytesReader(value), 0, len(value), text=True)
 
 
 def _decode_int_line(raw: bytes, offset: int) -> int | bool:
@@ -607,6 +624,10 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
             elif op == 0x52:  # REDUCE
                 args = stack.pop()
                 func = stack[-1]
+                if type(args) is not tuple and not _may_be_callable(args):
+                    raise Malformed("REDUCE arguments are not a tuple", base + op_pos)
+                if not _may_be_callable(func):
+                    raise Malformed(f"REDUCE calls a {type(func).__name__} value", base + op_pos)
                 stack[-1] = Call(func, args, base + op_pos)
                 if not isinstance(func, Ref) or not func.plain:
                     resolved = _on_call(ctx, func, args, base + op_pos, "REDUCE")
@@ -694,10 +715,10 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
             elif op == 0x65:  # APPENDS
                 items = stack
                 stack = metastack.pop()
-                _append_items(ctx, stack[-1], items, base + op_pos)
+                _append_items(ctx, stack[-1], items, base + op_pos, "APPENDS")
             elif op == 0x61:  # APPEND
                 v = stack.pop()
-                _append_items(ctx, stack[-1], [v], base + op_pos)
+                _append_items(ctx, stack[-1], [v], base + op_pos, "APPEND")
             elif op == 0x4E:  # NONE
                 stack.append(None)
             elif op == 0x47:  # BINFLOAT
@@ -712,8 +733,11 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
             elif op == 0x81:  # NEWOBJ
                 args = stack.pop()
                 cls = stack[-1]
+                if type(args) is not tuple and not _may_be_callable(args):
+                    raise Malformed("NEWOBJ arguments are not a tuple", base + op_pos)
                 stack[-1] = Call(cls, args, base + op_pos)
-                _on_instantiate(ctx, cls, args, base + op_pos, "NEWOBJ")
+                if not isinstance(cls, Ref) or not cls.plain:
+                    _on_new(ctx, cls, args, base + op_pos, "NEWOBJ")
             elif op == 0x93:  # STACK_GLOBAL
                 name = stack.pop()
                 module = stack[-1]
@@ -813,7 +837,7 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
             elif op == 0x90:  # ADDITEMS
                 items = stack
                 stack = metastack.pop()
-                _append_items(ctx, stack[-1], items, base + op_pos)
+                _append_items(ctx, stack[-1], items, base + op_pos, "ADDITEMS")
             elif op == 0x91:  # FROZENSET
                 items = stack
                 stack = metastack.pop()
@@ -822,16 +846,24 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
                 kwargs = stack.pop()
                 args = stack.pop()
                 cls = stack[-1]
+                if type(args) is not tuple and not _may_be_callable(args):
+                    raise Malformed("NEWOBJ_EX arguments are not a tuple", base + op_pos)
+                if type(kwargs) is not dict and not _may_be_callable(kwargs):
+                    raise Malformed("NEWOBJ_EX keyword arguments are not a dict", base + op_pos)
                 stack[-1] = Call(cls, args, base + op_pos)
-                _on_instantiate(ctx, cls, (args, kwargs), base + op_pos, "NEWOBJ_EX")
+                if not isinstance(cls, Ref) or not cls.plain:
+                    _on_new(ctx, cls, args, base + op_pos, "NEWOBJ_EX")
             elif op == 0x6F:  # OBJ
                 items = stack
                 stack = metastack.pop()
                 if not items:
                     raise IndexError("OBJ without a class")
                 cls, args = items[0], tuple(items[1:])
+                if not _may_be_callable(cls):
+                    raise Malformed(f"OBJ calls a {type(cls).__name__} value", base + op_pos)
                 stack.append(Call(cls, args, base + op_pos))
-                _on_call(ctx, cls, args, base + op_pos, "OBJ")
+                if not isinstance(cls, Ref) or not cls.plain:
+                    _on_call(ctx, cls, args, base + op_pos, "OBJ")
             elif op == 0x69:  # INST
                 module_s, name_s, pos = _read_global_args(data, pos, final, base + op_pos)
                 ref = Ref(module_s, name_s, base + op_pos, classify(module_s, name_s))
@@ -926,7 +958,7 @@ def _py2_str(data: bytes, pos: int, n: int, reader: ByteReader, base: int) -> st
     try:
         return str(raw, "ascii")
     except UnicodeDecodeError:
-        return BytesValue(reader, base + pos, n)
+        return BytesValue(reader, base + pos, n, text=True)
 
 
 def _stack_global(
@@ -940,14 +972,26 @@ def _stack_global(
         ref = Ref(module, name, offset, classify(module, name))
         _judge_import(ctx, ref, "STACK_GLOBAL")
         return ref
+    if not (_may_be_str(module) and _may_be_str(name)):
+        # _pickle raises "STACK_GLOBAL requires str" before importing anything.
+        raise Malformed(f"STACK_GLOBAL operands {describe(module)}, {describe(name)} are not strings", offset)
+    module_text, name_text = describe(module)[:80], describe(name)[:80]
     ctx.report(
         "pickle-dynamic-import",
         offset,
-        f"STACK_GLOBAL imports module {describe(module)} name {describe(name)}, which are "
-        "not string constants",
-        subject=f"{describe(module)}.{describe(name)}",
+        f"STACK_GLOBAL imports module {module_text} name {name_text}, which are not string constants",
+        subject=f"{module_text}.{name_text}",
     )
-    return Ref(describe(module), describe(name), offset, ImportVerdict(Verdict.UNKNOWN))
+    return Ref(module_text, name_text, offset, ImportVerdict(Verdict.UNKNOWN))
+
+
+def _may_be_str(value: object) -> bool:
+    """Could this modelled value be a `str` when the real unpickler runs?"""
+    if isinstance(value, (str, Ref, Call, Persistent)):
+        return True
+    if isinstance(value, BytesValue):
+        return value.text
+    return value is LONG_TEXT
 
 
 _GETATTR = {("builtins", "getattr"), ("__builtin__", "getattr")}
@@ -977,6 +1021,9 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
         if folded is not None:
             ctx.stats.getattr_resolved += 1
             return folded
+    if isinstance(func, Ref) and func.verdict.verdict is Verdict.UNKNOWN and _rebuilds_own_class(func, args):
+        ctx.stats.vouched.add((func.module, func.name))
+        return None
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
         for index in _called_positions(func):
@@ -991,11 +1038,126 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
     return None
 
 
-def _on_instantiate(ctx: PickleContext, cls: object, args: object, offset: int, opcode: str) -> None:
-    """NEWOBJ runs only cls.__new__, so an unknown class stays 'unknown import'
-    (medium); a class computed at run time is still a dynamic callable."""
-    if not isinstance(cls, Ref):
-        _judge_call(ctx, cls, args, offset, opcode)
+def _rebuilds_own_class(func: Ref, args: object) -> bool:
+    """Cython's `mod.__pyx_unpickle_X(cls, checksum, state)` and scikit-learn's
+    `mod.newObj(cls)` only run `cls.__new__` (and set Cython fields): they are
+    constructors of cls when cls is the allowed class of their own module
+    (X itself for Cython)."""
+    if not isinstance(args, tuple) or not args:
+        return False
+    cls = args[0]
+    if not (
+        isinstance(cls, Ref)
+        and cls.module == func.module
+        and cls.verdict.verdict is Verdict.ALLOWED
+        and cls.verdict.kind is AllowKind.CONSTRUCTOR
+    ):
+        return False
+    if func.name.startswith(_CYTHON_UNPICKLE):
+        return len(args) == 3 and func.name == _CYTHON_UNPICKLE + cls.name and isinstance(args[1], int)
+    return func.name == _SKLEARN_NEWOBJ and len(args) == 1
+
+
+def _on_new(ctx: PickleContext, cls: object, args: object, offset: int, opcode: str) -> None:
+    """NEWOBJ(_EX) runs `cls.__new__(cls, *args)`: a call of the class, judged
+    like REDUCE (numpy.memmap opens files in __new__, sympy containers eval)."""
+    if not _may_be_callable(cls):
+        raise Malformed(f"{opcode} class argument is a {type(cls).__name__}, not a type", offset)
+    _on_call(ctx, cls, args, offset, opcode)
+
+
+# Keys that, written into an instance's __dict__ or set as slot state, make the
+# unpickler call a value from the stream later (BUILD looks `__setstate__` up on
+# the instance, APPEND(S)/ADDITEMS look up `extend`/`append`/`add`) or change
+# what the instance is.
+_PLANTED = frozenset(
+    {"__setstate__", "__reduce__", "__reduce_ex__", "append", "extend", "add", "__setitem__"}
+    | {"__class__", "__dict__"}
+)
+# Stands for a key computed while loading (it may spell any of the above).
+COMPUTED_KEY = Opaque("computed key")
+
+# Factories that return an instance of their first argument without running
+# its code: copyreg's (protocols 0/1 and __reduce_ex__ fallbacks), Cython's
+# __pyx_unpickle_X(cls, checksum, state) and scikit-learn's newObj(cls).
+_INSTANCE_FACTORIES = {
+    ("copyreg", "_reconstructor"),
+    ("copy_reg", "_reconstructor"),
+    ("copyreg", "__newobj__"),
+    ("copyreg", "__newobj_ex__"),
+}
+_CYTHON_UNPICKLE = "__pyx_unpickle_"
+_SKLEARN_NEWOBJ = "newObj"
+
+
+def _instance_class(target: Call) -> object:
+    """The class whose methods run when the unpickler uses this object."""
+    func = target.func
+    if isinstance(func, Ref) and (
+        (func.module, func.name) in _INSTANCE_FACTORIES
+        or func.name.startswith(_CYTHON_UNPICKLE)
+        or func.name == _SKLEARN_NEWOBJ
+    ):
+        args = target.args
+        if isinstance(args, tuple) and args:
+            return args[0]
+    return func
+
+
+def _judge_instance(ctx: PickleContext, target: object, offset: int, opcode: str, method: str) -> None:
+    """An opcode that calls a method of an object the stream built (BUILD:
+    `__setstate__` or attribute setters; APPEND(S): `extend`/`append`;
+    ADDITEMS: `add`; SETITEM(S): `__setitem__`) runs code of its class: the
+    class must be one the allowlist lets the stream call."""
+    if isinstance(target, Call):
+        cls = _instance_class(target)
+        if isinstance(cls, Ref):
+            verdict = cls.verdict
+            if verdict.verdict is Verdict.ALLOWED and verdict.kind is not AllowKind.IMPORT_ONLY:
+                return
+            if verdict.verdict is Verdict.DENIED:
+                denied = ctx.stats.denied.get((cls.module, cls.name))
+                if denied is not None and not denied[2]:
+                    denied[2] = f"{opcode} calls its {method} at @{offset}"
+                return
+            unknown = verdict.verdict is Verdict.UNKNOWN
+            not_allowed = "is not on the allowlist" if unknown else "is import-only"
+            ctx.report(
+                "pickle-unknown-call",
+                offset,
+                f"{opcode} calls {method} of an object of class {cls.dotted}, which {not_allowed}",
+                subject=cls.dotted,
+                once_key="call",
+            )
+        else:
+            ctx.report(
+                "pickle-dynamic-callable",
+                offset,
+                f"{opcode} calls {method} of an object whose class is built while loading ({describe(cls)})",
+                subject=describe(cls),
+            )
+    elif isinstance(target, Persistent):
+        ctx.report(
+            "pickle-dynamic-callable",
+            offset,
+            f"{opcode} calls {method} of {describe(target)}, an object the loading application supplies",
+            subject="persistent_load",
+        )
+
+
+def _planted_key(state: object) -> str:
+    """A key of a BUILD state (dict state or slot state) that plants a method."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, dict):
+            for key in _PLANTED:
+                if key in part:
+                    return key
+            if COMPUTED_KEY in part:
+                return "a key computed while loading"
+        elif isinstance(part, Call) and part.planted:
+            return part.planted
+    return ""
 
 
 def _on_build(ctx: PickleContext, target: object, state: object, offset: int, pos: int) -> int | None:
@@ -1009,18 +1171,66 @@ def _on_build(ctx: PickleContext, target: object, state: object, offset: int, po
         return None
     if isinstance(target, Call):
         target.state = state
+        _judge_instance(ctx, target, offset, "BUILD", "__setstate__ (or attribute setters)")
+        planted = _planted_key(state)
+        if planted:
+            ctx.report(
+                "pickle-planted-method",
+                offset,
+                f"BUILD state sets {planted!r} on an object of class {describe(_instance_class(target))}: "
+                "the unpickler calls what a later opcode finds there",
+                subject=describe(_instance_class(target)),
+            )
         if ctx.on_build is not None:
             return ctx.on_build(target, state, pos)
-    return None
+        return None
+    if isinstance(target, Persistent):
+        _judge_instance(ctx, target, offset, "BUILD", "__setstate__")
+        return None
+    if state is None or (isinstance(state, tuple) and state == (None, None)):
+        return None
+    # Values the stream builds have no __setstate__ and no __dict__: _pickle raises.
+    raise Malformed(f"BUILD on a {type(target).__name__} value", offset)
+
+
+def _record_key(target: dict[object, object], key: object, value: object) -> None:
+    """Keep what a BUILD state check needs, whatever the size of the dict."""
+    if isinstance(key, str):
+        if key in _PLANTED:
+            target[key] = value
+    elif isinstance(key, (Call, Ref, Persistent)):
+        target[COMPUTED_KEY] = value
+
+
+def _planted_in(items: list[object]) -> str:
+    for i in range(0, len(items) - 1, 2):
+        key = items[i]
+        if isinstance(key, str):
+            if key in _PLANTED:
+                return key
+        elif isinstance(key, (Call, Ref, Persistent)):
+            return "a key computed while loading"
+    return ""
 
 
 def _set_items(ctx: PickleContext, target: object, items: list[object], offset: int) -> None:
     if isinstance(target, dict):
-        if len(target) < KEEP_ITEMS:
-            for i in range(0, min(len(items), 2 * KEEP_ITEMS) - 1, 2):
-                key = items[i]
-                if isinstance(key, (str, int, bool)) or key is None:
-                    target[key] = items[i + 1]
+        n = len(items)
+        i = 0
+        while i + 1 < n and len(target) < KEEP_ITEMS:
+            key = items[i]
+            if isinstance(key, (str, int, bool)) or key is None:
+                target[key] = items[i + 1]
+            else:
+                _record_key(target, key, items[i + 1])
+            i += 2
+        while i + 1 < n:
+            _record_key(target, items[i], items[i + 1])
+            i += 2
+    elif isinstance(target, Call):
+        _judge_instance(ctx, target, offset, "SETITEM(S)", "__setitem__")
+        if not target.planted:
+            target.planted = _planted_in(items)
     elif isinstance(target, Ref):
         ctx.report(
             "pickle-mutates-global",
@@ -1028,20 +1238,31 @@ def _set_items(ctx: PickleContext, target: object, items: list[object], offset: 
             f"SETITEM(S) writes keys into the imported object {target.dotted}",
             subject=target.dotted,
         )
+    elif isinstance(target, Persistent):
+        _judge_instance(ctx, target, offset, "SETITEM(S)", "__setitem__")
+    elif not isinstance(target, (list, BytesValue)):
+        raise Malformed(f"SETITEM(S) on a {type(target).__name__} value", offset)
 
 
-def _append_items(ctx: PickleContext, target: object, items: list[object], offset: int) -> None:
+def _append_items(ctx: PickleContext, target: object, items: list[object], offset: int, opcode: str) -> None:
     if isinstance(target, list):
         room = KEEP_ITEMS - len(target)
         if room > 0:
             target.extend(items[:room])
+    elif isinstance(target, Call):
+        method = "add" if opcode == "ADDITEMS" else "extend/append"
+        _judge_instance(ctx, target, offset, opcode, method)
     elif isinstance(target, Ref):
         ctx.report(
             "pickle-mutates-global",
             offset,
-            f"APPEND(S)/ADDITEMS adds items to the imported object {target.dotted}",
+            f"{opcode} adds items to the imported object {target.dotted}",
             subject=target.dotted,
         )
+    elif isinstance(target, Persistent):
+        _judge_instance(ctx, target, offset, opcode, "append")
+    elif not isinstance(target, BytesValue):
+        raise Malformed(f"{opcode} on a {type(target).__name__} value", offset)
 
 
 def _report_persid(ctx: PickleContext, offset: int, pid: object) -> None:
@@ -1074,7 +1295,8 @@ def finish(ctx: PickleContext) -> None:
     for (module, name), (count, offset) in ctx.stats.imports.items():
         verdict = ctx.rules.classify(module, name)
         dotted = f"{module}.{name}"
-        if verdict.verdict is Verdict.UNKNOWN and dotted not in reported:
+        vouched = (module, name) in ctx.stats.vouched
+        if verdict.verdict is Verdict.UNKNOWN and dotted not in reported and not vouched:
             times = f" ({count} times)" if count > 1 else ""
             ctx.report(
                 "pickle-unknown-import",
