@@ -47,7 +47,8 @@ def test_a_rules_file_cannot_lower_a_class(tmp_path: Path) -> None:
         load_rules([extra])
 
 
-UNKNOWN_CLASS_PICKLE = b"\x80\x04\x8c\x0cmylib.models\x8c\x03Net\x93)\x81."
+# A class imported and held, never instantiated (NEWOBJ would be a call: runs-code).
+UNKNOWN_CLASS_PICKLE = b"\x80\x04\x8c\x0cmylib.models\x8c\x03Net\x93\x85."
 SAMPLES = {
     "dangerous": ("modeling_x.py", b"import os\nos.system('touch modeltrust-pwned')\n"),
     "runs-code": ("config.json", json.dumps({"auto_map": {"AutoModel": "modeling_x.Model"}}).encode()),
