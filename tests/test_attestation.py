@@ -8,6 +8,8 @@ import datetime
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -301,6 +303,25 @@ def test_sigstore_bundle_wrong_identity_fails() -> None:
     ]
     code, text, _ = run(*args, "--staging", "--predicate-type", SLSA_PROVENANCE)
     assert code == 1 and "SANs do not match" in text
+
+
+def test_keyless_attestation_without_network_is_an_error(model: Path, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",  # sigstore is unreachable, whatever the machine's network
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+    }
+    out = tmp_path / "a.jsonl"
+    args = ["attest", str(model), "--sigstore", "--identity-token", "not-a-jwt", "-o", str(out)]
+    command = [sys.executable, "-m", "modeltrust", *args]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: keyless signing") and not out.exists()
 
 
 def test_key_envelope_needs_a_key_not_an_identity(model: Path, keys: KeyPair, tmp_path: Path) -> None:

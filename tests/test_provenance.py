@@ -198,7 +198,16 @@ def test_keyless_signing_without_network_is_an_error(model: Path, tmp_path: Path
     }
     env.pop("SIGSTORE_ID_TOKEN", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "modeltrust", "sign", str(model), "--sigstore"],
+        [
+            sys.executable,
+            "-m",
+            "modeltrust",
+            "sign",
+            str(model),
+            "--sigstore",
+            "--identity-token",
+            "not-a-jwt",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -208,6 +217,26 @@ def test_keyless_signing_without_network_is_an_error(model: Path, tmp_path: Path
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: keyless signing") and "Traceback" not in proc.stderr
     assert not (model / "model.sig").exists()
+
+
+def test_keyless_signing_without_a_token_never_waits_for_a_browser(model: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT / "src")}
+    for name in (
+        "SIGSTORE_ID_TOKEN",
+        "GITHUB_ACTIONS",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "GOOGLE_SERVICE_ACCOUNT_NAME",
+    ):
+        env.pop(name, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modeltrust", "sign", str(model), "--sigstore"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and "needs an OIDC identity token" in proc.stderr
 
 
 # --- certificates ----------------------------------------------------------------

@@ -29,7 +29,9 @@ def sign_model(
     """Hash every file under `root` (except git files, the signature itself,
     huggingface_hub's bookkeeping and `ignore`) and sign the manifest. The
     ignored paths are recorded in the signature, as upstream does."""
-    from .backend import sign_manifest
+    from .backend import preload, sign_manifest
+
+    loading = preload()
 
     signature = output if output is not None else root / DEFAULT_SIGNATURE
     recorded = list(ignore) + list(GIT_PATHS)
@@ -38,5 +40,6 @@ def sign_model(
     if (root / HF_CACHE_DIR).is_dir():
         recorded.append(HF_CACHE_DIR)
     manifest = build_manifest(root, tuple(dict.fromkeys(recorded)), known)
+    loading.join()
     sign_manifest(manifest, method, signature)
     return SignResult(signature, manifest)

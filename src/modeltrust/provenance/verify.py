@@ -5,7 +5,9 @@ report findings (valid: info naming the signer; tampering: critical per file).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,18 +72,21 @@ def check_signature(
 
     `known` maps relative paths to sha256 digests already verified (a Hub
     download), which are reused rather than recomputed."""
-    from .backend import VerificationFailed, rehash, verify_signature
+    from .backend import VerificationFailed, preload, rehash, verify_signature
 
     sig = signature_path(root, signature)
     base = SignatureCheck(UNSIGNED, sig, describe(method))
     if not sig.is_file():
         return replace(base, reason=f"no signature at {sig}")
     base = replace(base, signature_sha256=hashlib.sha256(sig.read_bytes()).hexdigest())
+    loading = preload()
+    hashed = _hash_ahead(root, sig, known)
+    loading.join()
     try:
         signed = verify_signature(sig, method)
         ignore = _ignore_list(root, sig, signed.ignored, signed.resources)
         if signed.by_file_sha256:
-            actual = dict(build_manifest(root, ignore, known).files)
+            actual = dict(build_manifest(root, ignore, {**hashed, **(known or {})}).files)
         else:
             actual = rehash(root, signed.serialization, ignore)
     except VerificationFailed as failure:
@@ -108,6 +113,24 @@ def check_signature(
         changed=changes.changed,
         renamed=renamed,
     )
+
+
+def _hash_ahead(root: Path, sig: Path, known: Mapping[str, str] | None) -> dict[str, str]:
+    """Hash the files the signature claims to cover while model_signing loads.
+    The claim is not trusted: it only picks files to hash early; what is
+    compared comes from the verified signature (files this guess missed are
+    hashed then, digests computed here are exact either way)."""
+    try:
+        bundle = json.loads(sig.read_text(encoding="utf-8"))
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+        predicate = statement["predicate"]
+        claimed = {str(r["name"]): "" for r in predicate["resources"]}
+        ignored = tuple(str(p) for p in predicate["serialization"].get("ignore_paths") or ())
+        if predicate["serialization"].get("method") != "files":
+            return {}
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return {}
+    return dict(build_manifest(root, _ignore_list(root, sig, ignored, claimed), known).files)
 
 
 def _ignore_list(
