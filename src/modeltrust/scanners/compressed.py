@@ -92,11 +92,14 @@ _ENGINES: dict[str, Callable[[], _Decompressor]] = {
 }
 
 
+# joblib < 0.10 ('ZF' files): 'ZF', the length as '0x...' left-justified to
+# len(hex(2**64)) characters, one optional space (older writers), then zlib.
+_ZF_HEADER = 2 + len(hex(2**64))
+
+
 def _joblib_zf_offset(reader: ByteReader) -> int:
-    """joblib < 0.10 wrote 'ZF' + a 0x-prefixed hex length + a space, then zlib."""
-    head = reader.read_at(0, 32)
-    end = head.find(b" ", 2)
-    return end + 1 if end > 0 else 2
+    """Where joblib's read_zfile starts inflating."""
+    return _ZF_HEADER + (reader.read_at(_ZF_HEADER, 1) == b" ")
 
 
 class CompressedScanner:

@@ -1,83 +1,206 @@
 """joblib: arrays written between the opcodes of a pickle stream.
 
-joblib pickles a `NumpyArrayWrapper` for each array, and right after the
-wrapper's BUILD opcode writes the array's raw bytes (after an alignment
-padding byte in joblib >= 1.2), or, for object arrays, a nested pickle. A
-plain pickle walk would stumble on the raw bytes; this hook skips exactly
-the array's size, computed from the wrapper's shape and dtype, without
-reading it, and walks the nested pickle of object arrays.
+joblib's unpickler checks, after every BUILD, whether the built object is an
+instance (`isinstance`) of one of its array wrappers, and if so reads the
+array from the stream right there:
+
+- `NumpyArrayWrapper` (joblib >= 0.10): `prod(shape) * dtype.itemsize` raw
+  bytes, after an alignment padding byte (and the padding) when the wrapper
+  has `numpy_array_alignment_bytes`; or, when the dtype `hasobject`, one
+  nested pickle;
+- `NDArrayWrapper` (joblib < 0.10): nothing from the stream, but
+  numpy's loader on the file the wrapper names, with pickles allowed;
+- `ZNDArrayWrapper`: a zlib file read as raw data.
+
+This hook does what that code does: it recognises the wrappers under every
+name that resolves to them and however they are instantiated, takes their
+attributes from the constructor and every BUILD, sizes the skipped bytes with
+numpy's own dtype rules (npdtype.py: the pickled dtype state, not the elsize
+written in it, decides) and int64 arithmetic, and walks nested pickles.
 """
 
 from __future__ import annotations
 
-import math
-import re
+from .npdtype import DtypeError, pickled_dtype_layout
+from .pickle import KEEP_ITEMS, BuildHook, Call, Malformed, PickleContext, Ref, walk_pickle
 
-from .pickle import BuildHook, Call, Malformed, PickleContext, Ref, walk_pickle
+_ARRAY = "array"  # NumpyArrayWrapper: data inline
+_FILE = "file"  # NDArrayWrapper: np.load of a sibling file, pickle allowed
+_ZFILE = "zfile"  # ZNDArrayWrapper: raw zlib data from a sibling file
 
-_WRAPPERS = {
-    ("joblib.numpy_pickle", "NumpyArrayWrapper"),
-    ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
+# Every dotted path that resolves to a wrapper class (tests check this
+# against the installed joblib's modules). sklearn.externals.joblib re-exported
+# joblib's classes in the sklearn versions that still shipped it.
+_CLASSES = {
+    "numpy_pickle.NumpyArrayWrapper": _ARRAY,
+    "numpy_pickle.NDArrayWrapper": _FILE,
+    "numpy_pickle_compat.NDArrayWrapper": _FILE,
+    "numpy_pickle.ZNDArrayWrapper": _ZFILE,
+    "numpy_pickle_compat.ZNDArrayWrapper": _ZFILE,
 }
-_DTYPE_FUNCS = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype"), ("numpy._core.multiarray", "dtype")}
-_DTYPE_CODE = re.compile(r"^[<>|=]?([A-Za-z])(\d*)")
-_NPY_ITEM_REFCOUNT = 0x01
+_PACKAGES = ("joblib", "sklearn.externals.joblib")
+WRAPPERS: dict[str, str] = {f"{p}.{c}": kind for p in _PACKAGES for c, kind in _CLASSES.items()}
+
+# Callables that create an instance of their first argument without __init__.
+_NEW_HELPERS = {
+    "copyreg._reconstructor",
+    "copyreg.__newobj__",
+    "copyreg.__newobj_ex__",
+    "builtins.object.__new__",
+}
+# Opcodes that call the class itself (running __init__), by their byte.
+_CALLING_OPCODES = {ord("R"), ord("o"), ord("i")}
+_INIT_PARAMS = {
+    _ARRAY: ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"),
+    _FILE: ("filename", "subclass", "allow_mmap"),
+    _ZFILE: ("filename", "init_args", "state"),
+}
+_INIT_DEFAULTS: dict[str, dict[str, object]] = {
+    _ARRAY: {"allow_mmap": False, "numpy_array_alignment_bytes": 16},
+    _FILE: {"allow_mmap": True},
+    _ZFILE: {},
+}
+_DTYPE_CLASSES = {
+    "numpy.dtype",
+    "numpy.core.multiarray.dtype",
+    "numpy._core.multiarray.dtype",
+    "numpy.core._multiarray_umath.dtype",
+    "numpy._core._multiarray_umath.dtype",
+}
+_INT64 = 1 << 64
 
 
-def _dtype_layout(dtype: object, offset: int) -> tuple[int, bool]:
-    """(itemsize, has_objects) of a modelled `numpy.dtype(code, ...)` call."""
+def _dotted(ref: Ref) -> str:
+    return ref.dotted
+
+
+def wrapper_kind(target: Call) -> str | None:
+    """Which wrapper `target` is an instance of, if any."""
+    func = target.func
+    if not isinstance(func, Ref):
+        return None
+    dotted = _dotted(func)
+    kind = WRAPPERS.get(dotted)
+    if kind is not None:
+        return kind
+    if dotted.endswith(".__new__"):
+        kind = WRAPPERS.get(dotted[: -len(".__new__")])
+        if kind is not None:
+            return kind
+    args = target.args
+    helper = dotted in _NEW_HELPERS or dotted.endswith(".__new__")
+    if helper and isinstance(args, tuple) and args and isinstance(args[0], Ref):
+        return WRAPPERS.get(_dotted(args[0]))
+    return None
+
+
+def _init_attributes(target: Call, kind: str, ctx: PickleContext) -> dict[object, object]:
+    """Attributes set by __init__ when the class itself was called (REDUCE,
+    OBJ, INST); NEWOBJ and the helpers create the instance without it."""
+    if not isinstance(target.func, Ref) or WRAPPERS.get(_dotted(target.func)) is None:
+        return {}
+    opcode = ctx.reader.read_at(target.offset, 1)
+    if not opcode or opcode[0] not in _CALLING_OPCODES:
+        return {}
+    attrs: dict[object, object] = {}
+    attrs.update(_INIT_DEFAULTS[kind])
+    args = target.args
+    if isinstance(args, tuple):
+        attrs.update(zip(_INIT_PARAMS[kind], args, strict=False))
+    return attrs
+
+
+def _apply_state(attrs: dict[object, object], state: object, where: int) -> None:
+    """What pickle's load_build does to an instance without __setstate__."""
+    slots: object = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+    for part in (state, slots):
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise Malformed("joblib array wrapper state is not a dict", where)
+        if len(part) >= KEEP_ITEMS:
+            raise Malformed(f"joblib array wrapper state has {len(part)}+ keys (not modelled)", where)
+        attrs.update(part)
+
+
+def _dtype_layout(dtype: object, where: int) -> tuple[int, bool]:
+    """(itemsize, hasobject) of a modelled `numpy.dtype(code, ...)` call."""
     if not (isinstance(dtype, Call) and isinstance(dtype.func, Ref)):
-        raise Malformed("joblib array wrapper has no readable dtype", offset)
-    if (dtype.func.module, dtype.func.name) not in _DTYPE_FUNCS:
-        raise Malformed(f"joblib array dtype is built by {dtype.func.dotted}", offset)
+        raise Malformed("joblib array wrapper has no readable dtype", where)
+    if _dotted(dtype.func) not in _DTYPE_CLASSES:
+        raise Malformed(f"joblib array dtype is built by {dtype.func.dotted}", where)
     args = dtype.args
-    if not isinstance(args, tuple) or not args or not isinstance(args[0], str):
-        raise Malformed("joblib array dtype has no type code", offset)
-    match = _DTYPE_CODE.match(args[0])
-    if match is None:
-        raise Malformed(f"unknown dtype code {args[0]!r}", offset)
-    kind, digits = match.group(1), match.group(2)
-    state = dtype.state
-    elsize = state[5] if isinstance(state, tuple) and len(state) > 7 else -1
-    flags = state[7] if isinstance(state, tuple) and len(state) > 7 else 0
-    has_objects = kind == "O" or (isinstance(flags, int) and bool(flags & _NPY_ITEM_REFCOUNT))
-    if isinstance(elsize, int) and elsize > 0:
-        return elsize, has_objects
-    if digits:
-        return int(digits), has_objects
-    raise Malformed(f"cannot size dtype {args[0]!r}", offset)
+    if not isinstance(args, tuple) or not args:
+        raise Malformed("joblib array dtype has no type code", where)
+    try:
+        layout = pickled_dtype_layout(args[0], dtype.state)
+    except DtypeError as exc:
+        raise Malformed(f"joblib array dtype: {exc}", where) from None
+    return layout.itemsize, layout.has_objects
 
 
-def _shape_count(shape: object, offset: int) -> int:
-    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise Malformed("joblib array wrapper has no readable shape", offset)
-    return math.prod(shape)
+def _item_count(shape: object, where: int) -> int:
+    """numpy.multiply.reduce over int64(dim): wraps around like numpy does."""
+    if not isinstance(shape, tuple) or len(shape) >= KEEP_ITEMS:
+        raise Malformed("joblib array wrapper has no readable shape", where)
+    count = 1
+    for dim in shape:
+        if not isinstance(dim, int) or not -(1 << 63) <= dim < 1 << 63:
+            raise Malformed("joblib array shape is not a tuple of int64 values", where)
+        count = (count * dim) % _INT64
+    if count >= 1 << 63:
+        raise Malformed("joblib array shape multiplies to a negative count", where)
+    return count
 
 
 def make_build_hook(end: int, ctx: PickleContext) -> BuildHook:
     """A BUILD hook for streams that end at reader offset `end`."""
+    attributes: dict[int, dict[object, object]] = {}
 
     def on_build(target: Call, state: object, after: int) -> int | None:
-        func = target.func
-        if not isinstance(func, Ref) or (func.module, func.name) not in _WRAPPERS:
+        kind = wrapper_kind(target)
+        if kind is None:
             return None
         where = after - 1
-        if not isinstance(state, dict):
-            raise Malformed("joblib array wrapper state is not a dict", where)
-        itemsize, has_objects = _dtype_layout(state.get("dtype"), where)
+        attrs = attributes.get(id(target))
+        if attrs is None:
+            attrs = attributes[id(target)] = _init_attributes(target, kind, ctx)
+        _apply_state(attrs, state, where)
+        if kind == _FILE:
+            _report_sibling(ctx, attrs.get("filename"), where)
+            return None
+        if kind == _ZFILE:
+            return None  # raw zlib data from another file: nothing is unpickled
+        itemsize, has_objects = _dtype_layout(attrs.get("dtype"), where)
         if has_objects:
             # Object arrays follow as a complete pickle of their own.
             return walk_pickle(ctx, after, end)
-        nbytes = _shape_count(state.get("shape"), where) * itemsize
+        count = _item_count(attrs.get("shape"), where)
+        if count and not itemsize:
+            raise Malformed("joblib array of zero-sized items (the loader fails here)", where)
         pos = after
-        if state.get("numpy_array_alignment_bytes") is not None:
+        if attrs.get("numpy_array_alignment_bytes") is not None:
             padding = ctx.reader.read_at(pos, 1)
             if not padding:
                 raise Malformed("joblib array data missing", where)
             pos += 1 + padding[0]
+        nbytes = count * itemsize
         if pos + nbytes > end:
             raise Malformed(f"joblib array of {nbytes} bytes runs past the end of the file", where)
         ctx.stats.skipped_regions += 1
         return pos + nbytes
 
     return on_build
+
+
+def _report_sibling(ctx: PickleContext, filename: object, where: int) -> None:
+    name = filename if isinstance(filename, str) else repr(filename)
+    ctx.report(
+        "joblib-external-array",
+        where,
+        f"joblib loads the file {name!r} next to this one with numpy, pickles allowed "
+        "(NDArrayWrapper, joblib < 0.10): that file is unpickled too; scan it with this one",
+        subject=name,
+    )

@@ -35,25 +35,30 @@ class LoadablePickleScanner:
     formats = (detect.PICKLE_LOADABLE,)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        own = replace(ctx, findings=[], deep=False)
-        pctx = scan_pickle_reader(reader, location, own, chunk_size=_CHUNK)
-        here = [
-            f
-            for f in own.findings
-            if f.location.path == location.path and f.location.members == location.members
-        ]
-        stops = [f.location.offset or 0 for f in here if f.rule_id in _STOPS]
-        stopped_at = min(stops) if stops else None
-        dropped = 0
-        for finding in own.findings:
-            if finding in here and _unreached(finding, stopped_at):
-                dropped += 1
-            else:
-                ctx.findings.append(finding)
-        if pctx.stats.pickles == 0 and dropped == len(own.findings):
+        if not walk_as_loaded(reader, location, ctx):
             # Rejected before a STOP with nothing run: no loader gets a pickle
             # out of it, so the walk covered nothing worth naming.
             ctx.covered_by[str(location)] = ""
+
+
+def walk_as_loaded(reader: ByteReader, location: Location, ctx: ScanContext, start: int = 0) -> bool:
+    """Walk from `start` as a loader that may or may not get a pickle there
+    would; report what it runs, not where it gives up. True if the walk found
+    a complete pickle or anything to report."""
+    own = replace(ctx, findings=[], deep=False)
+    pctx = scan_pickle_reader(reader, location, own, chunk_size=_CHUNK, start=start)
+    here = [
+        f for f in own.findings if f.location.path == location.path and f.location.members == location.members
+    ]
+    stops = [f.location.offset or 0 for f in here if f.rule_id in _STOPS]
+    stopped_at = min(stops) if stops else None
+    dropped = 0
+    for finding in own.findings:
+        if finding in here and _unreached(finding, stopped_at):
+            dropped += 1
+        else:
+            ctx.findings.append(finding)
+    return pctx.stats.pickles > 0 or dropped < len(own.findings)
 
 
 def _unreached(finding: Finding, stopped_at: int | None) -> bool:
