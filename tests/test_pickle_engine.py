@@ -366,3 +366,12 @@ def test_getattr_that_cannot_be_folded_is_still_high(rules: RuleSet) -> None:
     data = b"\x80\x04" + su("builtins") + su("getattr") + b"\x93" + su("builtins") + su("dict") + b"\x93)R"
     data += su("items") + b"\x86R."  # getattr(dict(), "items"): target is a call result
     assert "pickle-attribute-access" in ids(walk(data, rules))
+
+
+def test_reassigned_key_past_the_item_limit_keeps_the_last_value(rules: RuleSet) -> None:
+    """The unpickler's last assignment wins; the model keeps only 64 keys but must
+    not keep a stale value for a key assigned again behind the limit."""
+    junk = b"".join(su(f"k{i}") + b"N" for i in range(80))
+    data = b"\x80\x04}(" + su("dtype") + su("A") + junk + su("dtype") + su("B") + b"u."
+    result = walk(data, rules).result
+    assert isinstance(result, dict) and result["dtype"] == "B"

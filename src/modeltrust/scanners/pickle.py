@@ -214,8 +214,15 @@ class PickleContext:
         nested_depth: int = 0,
         max_bytes: int = 1 << 30,
         chunk_size: int = CHUNK,
+        torchscript: bool = False,
     ) -> None:
         self.rules = rules
+        # TorchScript archives name their classes `__torch__.*`; torch.jit.load
+        # compiles them from the archive's own code/ (scanned by torchscript-code),
+        # and no Python loader can import them.
+        self.classify: Callable[[str, str], ImportVerdict] = (
+            _torchscript_classifier(rules) if torchscript else rules.classify
+        )
         self.location = location
         self.findings = findings
         self.reader = reader
@@ -262,6 +269,24 @@ class PickleContext:
 
 
 # --- import and call analysis -------------------------------------------------------
+
+_TORCHSCRIPT_CLASS = ImportVerdict(
+    Verdict.ALLOWED,
+    None,
+    "TorchScript class, compiled by torch.jit.load from the archive's own code/ (which is scanned)",
+    AllowKind.CONSTRUCTOR,
+)
+
+
+def _torchscript_classifier(rules: RuleSet) -> Callable[[str, str], ImportVerdict]:
+    def classify(module: str, name: str) -> ImportVerdict:
+        verdict = rules.classify(module, name)
+        if verdict.verdict is Verdict.UNKNOWN and (module == "__torch__" or module.startswith("__torch__.")):
+            return _TORCHSCRIPT_CLASS
+        return verdict
+
+    return classify
+
 
 # Callables that deserialize their bytes argument: the bytes are scanned as a
 # nested pickle. The call itself is still judged by the rules.
@@ -583,7 +608,7 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
     stack = state.stack
     metastack = state.metastack
     memo = state.memo
-    classify = ctx.rules.classify
+    classify = ctx.classify
     reader = ctx.reader
     pos = 0
     op_pos = 0
@@ -1009,7 +1034,7 @@ def _fold_getattr(ctx: PickleContext, args: object, offset: int) -> Ref | None:
     if target.verdict.verdict is not Verdict.ALLOWED:
         return None
     name = f"{target.name}.{attr}"
-    ref = Ref(target.module, name, offset, ctx.rules.classify(target.module, name))
+    ref = Ref(target.module, name, offset, ctx.classify(target.module, name))
     _judge_import(ctx, ref, "getattr")
     return ref
 
@@ -1194,9 +1219,14 @@ def _on_build(ctx: PickleContext, target: object, state: object, offset: int, po
 
 
 def _record_key(target: dict[object, object], key: object, value: object) -> None:
-    """Keep what a BUILD state check needs, whatever the size of the dict."""
+    """Keep what checks need, whatever the size of the dict: planted keys,
+    computed keys, and new values of keys already kept (the unpickler's last
+    assignment wins, so a later one must not hide behind the limit)."""
     if isinstance(key, str):
-        if key in _PLANTED:
+        if key in _PLANTED or key in target:
+            target[key] = value
+    elif isinstance(key, (int, bool)) or key is None:
+        if key in target:
             target[key] = value
     elif isinstance(key, (Call, Ref, Persistent)):
         target[COMPUTED_KEY] = value
@@ -1280,7 +1310,7 @@ def finish(ctx: PickleContext) -> None:
     and unknown imports never called (medium)."""
     folded_only = ctx.stats.getattr_resolved > 0 and ctx.stats.getattr_unresolved == 0
     for (module, name), (opcode, offset, call) in ctx.stats.denied.items():
-        rule = ctx.rules.classify(module, name).rule
+        rule = ctx.classify(module, name).rule
         if rule is None or (folded_only and (module, name) in _GETATTR):
             continue
         usage = f"; {call}" if call else "; it is imported but not called here"
@@ -1293,7 +1323,7 @@ def finish(ctx: PickleContext) -> None:
         )
     reported = {f.subject for f in ctx.findings if f.location == ctx.location.at(f.location.offset)}
     for (module, name), (count, offset) in ctx.stats.imports.items():
-        verdict = ctx.rules.classify(module, name)
+        verdict = ctx.classify(module, name)
         dotted = f"{module}.{name}"
         vouched = (module, name) in ctx.stats.vouched
         if verdict.verdict is Verdict.UNKNOWN and dotted not in reported and not vouched:

@@ -21,9 +21,12 @@ def scan_pickle_reader(
     max_pickles: int = 0,
     start: int = 0,
     chunk_size: int = CHUNK,
+    torchscript: bool = False,
 ) -> PickleContext:
     """Walk the reader's pickle stream(s) from `start` and report findings.
-    `chunk_size`: bytes read at a time (small for walks that usually stop early)."""
+    `chunk_size`: bytes read at a time (small for walks that usually stop early);
+    `torchscript`: the stream is a TorchScript archive's (its `__torch__` classes
+    are compiled from the archive's code)."""
 
     def scan_bytes(payload: bytes, where: Location) -> None:
         ctx.scan_member(BytesReader(payload), where, SCANNER)
@@ -37,6 +40,7 @@ def scan_pickle_reader(
         max_bytes=ctx.limits.max_pickle_bytes,
         scan_bytes=scan_bytes,
         chunk_size=chunk_size,
+        torchscript=torchscript,
     )
     pctx.on_build = joblib.make_build_hook(reader.size, pctx)
     first = len(ctx.findings)

@@ -56,6 +56,8 @@ def _role(name: str) -> str:
 def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
     from .archive import check_crc, open_zip_member
 
+    # torch.load hands an archive with a constants.pkl record to torch.jit.load.
+    torchscript = any(m.name.partition("/")[2] == "constants.pkl" for m in archive.members)
     for member in archive.members:
         role = _role(member.name)
         if member.is_dir or role in ("tensor", "metadata"):
@@ -67,7 +69,7 @@ def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
         ctx.covered_by[str(where)] = SCANNER
         if role == "pickle":
             check_crc(reader, member, location, ctx)
-            scan_pickle_reader(reader, where, ctx, expect_persistent_ids=True)
+            scan_pickle_reader(reader, where, ctx, expect_persistent_ids=True, torchscript=torchscript)
         elif role == "code":
             check_crc(reader, member, location, ctx)
             _scan_torchscript_code(reader, where, ctx)
