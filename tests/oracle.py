@@ -146,6 +146,48 @@ def run_loader(
     return _result(loader, data, marker, proc.returncode, proc.stderr)
 
 
+def run_loader_many(
+    paths: Sequence[str | Path],
+    loader: str = "pickle",
+    allow: Allow = RULES,
+    timeout: float = 600,
+) -> list[OracleResult]:
+    """`run_loader` for many files in one child (one import of the library).
+
+    A file that kills the child is reported with `crashed`; the rest are retried
+    in a new child."""
+    require_loader(loader)
+    pending = [str(Path(p).resolve()) for p in paths]
+    results: list[OracleResult] = []
+    while pending:
+        with tempfile.TemporaryDirectory(prefix="oracle-many-") as tmp:
+            out = Path(tmp) / "results.jsonl"
+            cwd = Path(tmp) / "cwd"
+            cwd.mkdir()
+            request = json.dumps({"allow": allow.to_json(), "paths": pending})
+            proc = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "batch", loader, str(out)],
+                input=request,
+                cwd=cwd,
+                env=_child_env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            lines = out.read_text().splitlines() if out.exists() else []
+        for line in lines:
+            data = json.loads(line)
+            results.append(_result(loader, data, bool(data.get("marker")), 0, ""))
+        pending = pending[len(lines) :]
+        if pending and proc.returncode != 0:  # the next file killed the child
+            results.append(_result(loader, {}, False, proc.returncode or -1, proc.stderr))
+            pending = pending[1:]
+        elif pending:
+            raise RuntimeError(f"oracle child stopped early: {proc.stderr[-500:]}")
+    return results
+
+
 def run_bytes(
     data: bytes, loader: str = "pickle", allow: Allow = RULES, suffix: str = ".pkl"
 ) -> OracleResult:
@@ -400,6 +442,34 @@ def _child(loader: str, path: str, out: str) -> None:
     Path(out).write_text(json.dumps(result))
 
 
+def _batch(loader: str, out: str) -> None:
+    request = json.loads(sys.stdin.read())
+    recorder = _Recorder(request["allow"])
+    _preload(loader)
+    _watch_members(recorder, loader)
+    sys.addaudithook(recorder.hook)
+    marker = Path(MARKER)
+    with open(out, "w") as sink:  # opened before recording starts
+        for path in request["paths"]:
+            recorder.names, recorder.opened, recorder.members, recorder.stopped = [], [], [], None
+            result: dict[str, Any] = {"completed": False, "error": ""}
+            recorder.active = True
+            try:
+                _load(loader, path)
+                result["completed"] = True
+            except _Stop:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - the loader's own errors are results
+                result["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            recorder.active = False
+            result.update(names=recorder.names, opened=recorder.opened, members=recorder.members)
+            result["stopped"] = recorder.stopped
+            result["marker"] = marker.exists()
+            marker.unlink(missing_ok=True)
+            sink.write(json.dumps(result) + "\n")
+            sink.flush()
+
+
 def _worker(python: bool) -> None:
     import io
     import pickle
@@ -431,12 +501,14 @@ def _worker(python: bool) -> None:
 def main(argv: Sequence[str]) -> None:
     if argv[:1] == ["child"]:
         _child(*argv[1:4])
+    elif argv[:1] == ["batch"]:
+        _batch(*argv[1:3])
     elif argv[:1] == ["worker"]:
         _worker(python=False)
     elif argv[:1] == ["worker-python"]:
         _worker(python=True)
     else:
-        raise SystemExit("usage: oracle.py child LOADER PATH OUT | worker | worker-python")
+        raise SystemExit("usage: oracle.py child LOADER PATH OUT | batch LOADER OUT | worker | worker-python")
 
 
 if __name__ == "__main__":
