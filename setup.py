@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
+
+RULE_PACKAGES = [
+    "modeltrust.rules" + "".join("." + part for part in path.relative_to("rules").parts)
+    for path in [Path("rules"), *sorted(p for p in Path("rules").rglob("*") if p.is_dir())]
+]
 
 COMPILED = [
     "src/modeltrust/scanners/pickle.py",
@@ -41,21 +47,11 @@ def ext_modules() -> list[object]:
 
 setup(
     ext_modules=ext_modules(),
-    packages=[
-        "modeltrust",
-        "modeltrust.cli",
-        "modeltrust.reporting",
-        "modeltrust.scanners",
-        "modeltrust.sources",
-        "modeltrust.rules",
-        "modeltrust.rules.pickle",
-        "modeltrust.rules.policies",
-        "modeltrust.rules.code",
-    ],
+    # Every package under src/ (new ones must never be left out of a wheel),
+    # plus the rule folders.
+    packages=[*find_packages("src"), *RULE_PACKAGES],
     # The rules live at the top of the repository and ship inside the package.
     package_dir={"": "src", "modeltrust.rules": "rules"},
-    package_data={
-        **{f"modeltrust.rules{sub}": ["*.yaml"] for sub in ("", ".pickle", ".policies", ".code")},
-        "modeltrust.reporting": ["*.schema.json"],
-    },
+    # Rules (YAML) and schemas (JSON) in any package.
+    package_data={"": ["*.yaml", "*.json"]},
 )

@@ -41,4 +41,11 @@ def test_wheel_ships_the_rules(tmp_path: Path) -> None:
         for p in (ROOT / "rules").rglob("*.yaml")
     }
     assert expected and expected <= names
-    assert "modeltrust/cli/main.py" in names
+    src = ROOT / "src"
+    shipped = {
+        p.relative_to(src).as_posix()
+        for p in (src / "modeltrust").rglob("*")
+        if p.is_file() and p.suffix in (".py", ".json", ".yaml") and "__pycache__" not in p.parts
+    }
+    assert "modeltrust/cli/main.py" in shipped
+    assert shipped <= names, f"missing from the wheel: {sorted(shipped - names)}"

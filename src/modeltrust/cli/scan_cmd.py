@@ -71,6 +71,13 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
     help="Also write the JSON report to this file (whatever --format is).",
 )
 @click.option(
+    "--sarif",
+    "sarif_report",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write the SARIF report to this file (whatever --format is).",
+)
+@click.option(
     "--policy",
     "policy_name",
     default=None,
@@ -139,6 +146,7 @@ def scan(
     fmt: str,
     output: str | None,
     json_report: str | None,
+    sarif_report: str | None,
     policy_name: str | None,
     fail_on: str | None,
     fail_on_unverified: bool | None,
@@ -173,7 +181,9 @@ def scan(
     from ..rules import default_rules_dir, load_rules
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    check_writable(output, json_report, write_baseline, bom_file, str(attest) if attest else None)
+    check_writable(
+        output, json_report, sarif_report, write_baseline, bom_file, str(attest) if attest else None
+    )
     accepted = load_baseline(baseline) if baseline else None
     cache = cache_dir()
     policy = resolve_policy(policy_name, default_rules_dir(), cache)
@@ -226,6 +236,8 @@ def scan(
     for path in (json_report, write_baseline):
         if path:
             write_atomic(path, render_json(report, threshold, ruleset, policy.name))
+    if sarif_report:
+        write_atomic(sarif_report, _render(report, "sarif", threshold, ruleset, policy.name, False, False))
     if bom_file:
         from .bom_cmd import write_bom
 
