@@ -256,3 +256,26 @@ def test_real_model_bom(spec: str) -> None:
     base = "pkg:huggingface/nreimers/MiniLM-L6-H384-uncased"
     assert base in depends_on(doc, model["bom-ref"])
     assert model["pedigree"]["ancestors"][0]["purl"] == base
+
+
+def test_a_card_symlinked_out_of_the_folder_is_not_read(tmp_path: Path) -> None:
+    """A README.md or config.json that links to a file elsewhere (a secret) must
+    not have its text copied into a document meant for inventory servers."""
+    secret = tmp_path / "secret.md"
+    secret.write_text("---\nlicense: mit\n---\n# leaked\n\nSECRET-TOKEN-1234 in the first paragraph.\n")
+    (tmp_path / "secret.json").write_text(
+        json.dumps({"model_type": "SECRET-TYPE", "_name_or_path": "se/cret"})
+    )
+    folder = tmp_path / "model"
+    shutil.copytree(ROOT / TINY, folder)
+    (folder / "README.md").unlink()
+    (folder / "README.md").symlink_to(secret)
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to(tmp_path / "secret.json")
+    text, doc = bom_of("model", cwd=tmp_path)
+    assert "SECRET" not in text and "leaked" not in text and "se/cret" not in text
+    (model,) = [m for m in components(doc, "machine-learning-model") if "modelCard" in m]
+    assert model["name"] == "model"
+    # the file itself is still listed and hashed: only its content stays out
+    files = {c["name"]: c for c in components(doc, "file")}
+    assert sha256_of(files["README.md"]) == hashlib.sha256(secret.read_bytes()).hexdigest()

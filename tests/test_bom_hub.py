@@ -132,3 +132,17 @@ def test_a_tampered_hub_file_is_marked_and_a_vulnerability(hub: HubServer, tmp_p
         assert props(bad, "modeltrust:hub:hash") == ["mismatch"]
         assert vulns[0]["affects"] == [{"ref": bad["bom-ref"]}]
     assert props(doc["metadata"], "modeltrust:verdict") == ["fail"]
+
+
+def test_verified_hub_digests_are_reused_not_recomputed(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modeltrust.digests as digests
+
+    def no_second_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Hub file was hashed again after its verified download")
+
+    monkeypatch.setattr(digests, "hash_file", no_second_pass)
+    monkeypatch.setattr(digests.PrefixHasher, "__init__", no_second_pass)
+    _, doc = bom_of(hub, tmp_path, f"hf://acme/tiny-finetune@{commit(hub, 'acme/tiny-finetune')}")
+    assert all(sha256_of(c) for c in components(doc, "file"))

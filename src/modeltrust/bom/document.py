@@ -41,7 +41,7 @@ from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
 from ..errors import ModelTrustError
-from ..findings import ScanReport, Severity
+from ..findings import DatasetSummary, ScanReport, Severity
 from ..modelcard import Card
 from ..rules import RuleSet
 from . import extension as ext
@@ -282,7 +282,12 @@ def _dataset(dataset: DatasetEntry) -> Component:
     if card is not None:
         props += [_prop("dataset:source", s) for s in card.source_datasets]
         props += [_prop("dataset:task-category", t) for t in card.task_categories]
+    summary = dataset.summary
+    if summary is not None:
+        props += _summary_properties(summary)
     description = card.description if card is not None and card.description else None
+    if description is None and summary is not None and summary.description:
+        description = summary.description
     if not dataset.scanned:
         description = "dataset named by a model card (not scanned)"
     return Component(
@@ -291,10 +296,34 @@ def _dataset(dataset: DatasetEntry) -> Component:
         version=dataset.version or None,
         bom_ref=dataset.ref,
         description=description,
-        licenses=_licenses(card),
+        licenses=_licenses(card) or _summary_license(summary),
         external_references=refs,
         properties=props,
     )
+
+
+MAX_FEATURES = 500
+
+
+def _summary_properties(summary: DatasetSummary) -> list[Property]:
+    """Features, splits and row counts the data files' metadata declares."""
+    props = [_prop("dataset:layout", summary.kind)]
+    if summary.rows is not None:
+        props.append(_prop("dataset:rows", summary.rows))
+    for split in summary.splits:
+        rows = f"{split.rows} rows" if split.rows is not None else "rows unknown"
+        props.append(_prop("dataset:split", f"{split.name}: {rows}"))
+    for column in summary.features[:MAX_FEATURES]:
+        kind = f"{column.type} ({column.extension})" if column.extension else column.type
+        props.append(_prop("dataset:feature", f"{column.name}: {kind}"))
+    return props
+
+
+def _summary_license(summary: DatasetSummary | None) -> list[DisjunctiveLicense]:
+    if summary is None or not summary.license:
+        return []
+    spdx = fixup_id(summary.license)
+    return [DisjunctiveLicense(id=spdx) if spdx is not None else DisjunctiveLicense(name=summary.license)]
 
 
 def _file(entry: FileEntry) -> Component:
@@ -305,6 +334,12 @@ def _file(entry: FileEntry) -> Component:
     ]
     if entry.hub_hash:
         props.append(_prop("hub:hash", entry.hub_hash))
+    if entry.data is not None:
+        if entry.data.rows is not None:
+            props.append(_prop("data:rows", entry.data.rows))
+        props.append(_prop("data:columns", len(entry.data.columns)))
+        if entry.data.created_by:
+            props.append(_prop("data:created-by", entry.data.created_by))
     hashes = [HashType(alg=HashAlgorithm.SHA_256, content=entry.sha256)] if entry.sha256 else []
     return Component(
         type=ComponentType.FILE, name=entry.name, bom_ref=entry.ref, hashes=hashes, properties=props

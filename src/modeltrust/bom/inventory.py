@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..findings import Finding, ScanReport, Severity
+from ..findings import DataFile, DatasetSummary, Finding, ScanReport, Severity
 from ..modelcard import Card, ModelConfig, parse_card, read_card, read_config
 from .tensors import TensorFacts, tensor_facts
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?$")
+_WEIGHTS = {"safetensors", "gguf", "onnx", "pytorch", "pytorch-legacy", "pickle", "joblib", "hdf5", "keras",
+            "tf-savedmodel", "savedmodel"}  # fmt: skip
+"""Formats and scanners of model weights: a folder with any is a model."""
 _REPO_LEVEL_UNCHECKED = ("hub-unverified-offline", "hub-remote-unverified")
 
 
@@ -37,6 +40,8 @@ class FileEntry:
     scanner: str
     hub_hash: str = ""
     """For Hub files: matched, mismatch or not-checked (offline, --remote); else empty."""
+    data: DataFile | None = None
+    """What a Parquet/Arrow file's own metadata says (rows, columns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class DatasetEntry:
     """File refs, when the dataset itself was scanned."""
     scanned: bool = False
     url: str = ""
+    summary: DatasetSummary | None = None
+    """Features, splits and row counts from the data files' metadata."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +143,14 @@ def build_inventory(report: ScanReport, endpoint: str | None = None) -> Inventor
     unchecked = {f.location.path for f in report.findings if f.rule_id in _REPO_LEVEL_UNCHECKED}
     mismatched = {f.location.path for f in report.findings if f.rule_id == "hub-hash-mismatch"}
     used_refs: set[str] = set()
+    data_files = {f.path: f for d in report.datasets for f in d.files}
     for target in targets:
         record = target.record
-        local_files = {n: Path(a.local_path) for n, a in target.files.items() if a.local_path}
+        local_files = _readable_files(target)
         card = _card(local_files, record)
-        is_dataset = target.kind == "dataset" or (not record and _is_dataset(card, target))
+        summary = _summary_for(target, report.datasets)
+        is_dataset = target.kind == "dataset" or (not record and _is_dataset(card, summary, target))
+        target.kind = "dataset" if is_dataset else "model"
         base = _component_ref(target, is_dataset, used_refs)
         repo_refs[record.get("uri") or target.text] = base
         entries = []
@@ -155,14 +165,15 @@ def build_inventory(report: ScanReport, endpoint: str | None = None) -> Inventor
                 else:
                     hub_hash = "matched"
             ref = f"{base}#file:{name}" if name else f"{base}#file"
+            data = data_files.get(artifact.path)
             entry = FileEntry(ref, name or Path(artifact.path).name, artifact.size, artifact.sha256,
-                              artifact.format, artifact.scanner, hub_hash)  # fmt: skip
+                              artifact.format, artifact.scanner, hub_hash, data)  # fmt: skip
             entries.append(entry)
             owners[artifact.path] = ref
         files.extend(entries)
         file_refs = tuple(e.ref for e in entries)
         if is_dataset:
-            dataset = _dataset_entry(target, base, card, file_refs, endpoint)
+            dataset = _dataset_entry(target, base, card, file_refs, endpoint, summary)
             datasets[dataset.repo_id] = dataset
             continue
         model, referenced = _model_entry(target, base, card, local_files, file_refs, endpoint)
@@ -246,11 +257,34 @@ def _card_from_record(record: dict[str, Any]) -> Card | None:
     return parse_card("---\n" + json.dumps(meta) + "\n---\n")  # JSON is YAML
 
 
-def _is_dataset(card: Card | None, target: _Target) -> bool:
-    if card is None:
+def _is_dataset(card: Card | None, summary: DatasetSummary | None, target: _Target) -> bool:
+    """A local folder is a dataset when its card is a dataset card or the data
+    files' metadata describes a dataset, and nothing in it is model weights."""
+    if any(a.format in _WEIGHTS or a.scanner in _WEIGHTS for a in target.files.values()):
         return False
-    has_weights = any(a.scanner not in ("data", "json", "none", "unverified") for a in target.files.values())
-    return card.dataset_keys and not card.pipeline_tag and not has_weights
+    if card is not None and card.pipeline_tag:
+        return False
+    return (card is not None and card.dataset_keys) or summary is not None
+
+
+def _summary_for(target: _Target, summaries: tuple[DatasetSummary, ...]) -> DatasetSummary | None:
+    names = {target.text.rstrip("/"), str(target.record.get("uri", "")).rstrip("/")} - {""}
+    return next((d for d in summaries if d.root.rstrip("/") in names), None)
+
+
+def _readable_files(target: _Target) -> dict[str, Path]:
+    """Files whose content the BOM may read (card, config, headers): for a
+    local folder only those that resolve inside it, so that a README.md
+    symlinked to a secret elsewhere never lands in the document. Hub files
+    were downloaded by us into the cache (whose snapshots link to its blobs)."""
+    files = {n: Path(a.local_path) for n, a in target.files.items() if a.local_path}
+    if target.record or not target.prefix:
+        return files
+    try:
+        root = Path(target.text).resolve()
+        return {n: p for n, p in files.items() if p.resolve().is_relative_to(root)}
+    except (OSError, RuntimeError):  # a link loop: read nothing
+        return {}
 
 
 def _component_ref(target: _Target, is_dataset: bool, used: set[str]) -> str:
@@ -326,7 +360,12 @@ def _lineage(card: Card | None, config: ModelConfig | None, own_id: str) -> tupl
 
 
 def _dataset_entry(
-    target: _Target, ref: str, card: Card | None, file_refs: tuple[str, ...], endpoint: str
+    target: _Target,
+    ref: str,
+    card: Card | None,
+    file_refs: tuple[str, ...],
+    endpoint: str,
+    summary: DatasetSummary | None,
 ) -> DatasetEntry:
     record = target.record
     repo_id = str(record.get("repo_id") or PurePosixPath(target.text.rstrip("/")).name or target.text)
@@ -338,6 +377,7 @@ def _dataset_entry(
         files=file_refs,
         scanned=True,
         url=f"{endpoint}/datasets/{repo_id}" if record else "",
+        summary=summary,
     )
 
 
