@@ -176,6 +176,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
                 fmt = ctx.formats.get(str(location), detect.UNKNOWN)
             local = str(item.path) if item.opener is None else None
             artifacts.append(Artifact(item.display, reader.size, fmt, covered, item.sha256, local))
+    _scan_repositories(config, items, ScanContext(ruleset, config.limits, findings, nested, budget=budget))
     if hashes is not None:
         artifacts = [
             replace(a, sha256=hashes.results[i].sha256) if i in hashes.results else a
@@ -203,6 +204,24 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         errors=tuple(errors),
         signatures=signatures,
     )
+
+
+def _scan_repositories(config: ScanConfig, items: list[LocalFile], ctx: ScanContext) -> None:
+    """What loaders import across a repository's files (trust_remote_code graphs)."""
+    if not any(i.display.lower().endswith((".json", ".py", ".pyw", ".pyc", ".jinja", ".j2")) for i in items):
+        return
+    from .scanners.repo import RepoFile, group_by_root, scan_repo
+
+    by_display = {i.display: i for i in items}
+
+    def opener(item: LocalFile) -> Callable[[], ByteReader]:
+        return item.opener if item.opener is not None else lambda: FileReader(item.path)
+
+    for entries in group_by_root(config.targets, by_display).values():
+        files = {
+            rel: RepoFile(rel, Location(display), opener(by_display[display])) for rel, display in entries
+        }
+        scan_repo(files, ctx)
 
 
 def _gather(

@@ -35,6 +35,8 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "7z": ("sevenzip", "SevenZipScanner"),
     **{fmt: ("data", "PlainDataScanner") for fmt in detect.PLAIN_DATA},
     "python": ("code", "PythonScanner"),
+    "pyc": ("code", "CompiledPythonScanner"),
+    "chat-template": ("template", "TemplateScanner"),
     "script": ("code", "ScriptScanner"),
     **{fmt: ("code", "ExecutableScanner") for fmt in detect.EXECUTABLE},
     "json": ("code", "JsonConfigScanner"),

@@ -5,21 +5,58 @@ scripts, and native executables or libraries among the artifacts."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..detect import EXECUTABLE
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
 from .base import ScanContext
 
+if TYPE_CHECKING:
+    import ast
+
+    from .pycalls import CodeFacts
+
 SCANNER = "code"
 MAX_SOURCE = 8 << 20
-MAX_JSON = 16 << 20
+MAX_JSON = 64 << 20
+"""Sized to real repos: Gemma's tokenizer.json is 33 MB."""
+
+
+_PLAIN_ENCODINGS = {"utf-8", "utf-8-sig", "ascii", "iso8859-1", "latin-1", "cp1252"}
+_BEHAVIOUR_RULES = {
+    "dynamic": "code-dynamic-dispatch",
+    "namespace": "code-namespace-access",
+    "write": "code-writes-files",
+    "network": "code-network",
+    "optional-import": "code-optional-import",
+}
 
 
 def _split(dotted: str) -> tuple[str, str]:
+    """`subprocess.run` -> (subprocess, run); a bare module `subprocess` -> (subprocess, "")."""
     module, _, name = dotted.rpartition(".")
-    return module, name
+    return (module, name) if module else (dotted, "")
+
+
+def named(location: Location, *suffixes: str) -> bool:
+    """Whether the file (or innermost member) is named like one a loader opens by name."""
+    name = location.members[-1] if location.members else location.path
+    return name.lower().endswith(suffixes)
+
+
+def decode_source(raw: bytes) -> tuple[str, str]:
+    """Source text as the interpreter reads it: BOM or PEP 263 cookie, else UTF-8.
+
+    Raises SyntaxError or UnicodeDecodeError where the interpreter would
+    refuse the file too."""
+    import codecs
+    import io
+    import tokenize
+
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    text = raw.decode(encoding)
+    return text, codecs.lookup(encoding).name
 
 
 class PythonScanner:
@@ -28,43 +65,102 @@ class PythonScanner:
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
         try:
-            source = read_all(reader, MAX_SOURCE).decode("utf-8", "replace")
+            raw = read_all(reader, MAX_SOURCE)
         except TooLarge:
             ctx.report("scan-unverified", location, f"Python source over {MAX_SOURCE} bytes", SCANNER)
             return
-        import ast
-
-        from .pycalls import CallCollector
-
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return  # not Python after all (detection saw code-like lines): it cannot run either
-        ctx.report(
-            "code-python-file",
-            location,
-            "Python code ships with the artifacts; it runs if loaded with trust_remote_code=True or imported",
-            SCANNER,
-        )
-        visitor = CallCollector()
-        try:
-            visitor.visit(tree)
-        except RecursionError:
-            ctx.report("scan-error", location, "Python source nests too deeply to analyse", SCANNER)
+        tree = parse_python(raw, location, ctx, claimed=named(location, ".py", ".pyw"))
+        if tree is None:
             return
-        reported: set[tuple[str, str]] = set()
-        for target, line, column in visitor.calls:
-            rule = ctx.rules.classify_code_call(*_split(target))
-            if rule is None or (rule.id, target) in reported:
-                continue
-            reported.add((rule.id, target))
-            ctx.report(
-                rule.id,
-                location,
-                f"line {line}:{column + 1} calls {target} ({rule.title})",
-                SCANNER,
-                subject=target,
-            )
+        report_python_file(location, ctx)
+        from .pycalls import analyse
+
+        try:
+            facts = analyse(tree)
+        except RecursionError:
+            ctx.report("code-unparsable", location, "Python source nests too deeply to analyse", SCANNER)
+            return
+        report_facts(facts, location, ctx)
+
+
+def parse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool) -> ast.Module | None:
+    """The syntax tree, decoded as the interpreter would; failures are findings
+    when the file's name says it is Python (otherwise it was text after all)."""
+    import ast
+
+    try:
+        source, encoding = decode_source(raw)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        if claimed:
+            ctx.report("code-unparsable", location, f"Python source cannot be decoded: {exc}", SCANNER)
+        return None
+    if encoding not in _PLAIN_ENCODINGS:
+        ctx.report(
+            "code-unusual-encoding",
+            location,
+            f"source declares the {encoding} encoding: what it runs differs from what a UTF-8 reader shows",
+            SCANNER,
+            subject=encoding,
+        )
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        if claimed:
+            line = getattr(exc, "lineno", None)
+            where = f" (line {line})" if line else ""
+            message = f"Python source does not parse{where}: {type(exc).__name__}"
+            ctx.report("code-unparsable", location, message, SCANNER)
+        return None
+
+
+def report_python_file(location: Location, ctx: ScanContext) -> None:
+    ctx.report(
+        "code-python-file",
+        location,
+        "Python code ships with the artifacts; it runs if loaded with trust_remote_code=True or imported",
+        SCANNER,
+    )
+
+
+def report_compiled(location: Location, ctx: ScanContext) -> None:
+    ctx.report(
+        "code-compiled-python",
+        location,
+        "compiled Python bytecode: Python imports it instead of (or without) source, "
+        "and it cannot be reviewed",
+        SCANNER,
+    )
+
+
+def report_facts(facts: CodeFacts, location: Location, ctx: ScanContext) -> None:
+    reported: set[tuple[str, str]] = set()
+    # One finding per name: where it is called if it is, else its first mention.
+    for use in sorted(facts.uses, key=lambda u: (not u.called, u.line, u.column)):
+        rule = ctx.rules.classify_code_call(*_split(use.target))
+        if rule is None or (rule.id, use.target) in reported:
+            continue
+        reported.add((rule.id, use.target))
+        verb = "calls" if use.called else "refers to"
+        message = f"line {use.line}:{use.column + 1} {verb} {use.target} ({rule.title})"
+        ctx.report(rule.id, location, message, SCANNER, subject=use.target)
+    for behaviour in facts.behaviours:
+        rule_id = _BEHAVIOUR_RULES[behaviour.kind]
+        if (rule_id, behaviour.detail) in reported:
+            continue
+        reported.add((rule_id, behaviour.detail))
+        message = f"line {behaviour.line}:{behaviour.column + 1} {behaviour.detail}"
+        ctx.report(rule_id, location, message, SCANNER, subject=behaviour.detail)
+
+
+class CompiledPythonScanner:
+    """Compiled bytecode (`.pyc`): Python imports it from __pycache__ when the
+    source matches, or alone when no source exists; it cannot be reviewed."""
+
+    name = SCANNER
+    formats = ("pyc",)
+
+    def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        report_compiled(location, ctx)
 
 
 class ScriptScanner:
@@ -93,15 +189,24 @@ class ExecutableScanner:
         )
 
 
-def _auto_map_targets(value: object) -> list[str]:
-    """Class references in an auto_map: 'module.Class' or 'org/repo--module.Class'."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [v for v in value if isinstance(v, str)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _auto_map_targets(v)]
-    return []
+def _auto_map_targets(data: dict[str, Any]) -> list[str]:
+    """Class references transformers imports: auto_map entries ('module.Class'
+    or 'org/repo--module.Class') and custom pipeline implementations."""
+    from .repo import class_references
+
+    targets = class_references(data.get("auto_map"))
+    pipelines = data.get("custom_pipelines")
+    if isinstance(pipelines, dict):
+        for spec in pipelines.values():
+            if isinstance(spec, dict) and isinstance(spec.get("impl"), str):
+                targets.append(spec["impl"])
+    return targets
+
+
+def _is_keras_config(data: dict[str, Any]) -> bool:
+    """Keras' folder format (and Hub save) writes the model's config.json as a
+    serialised object: class_name + config (+ module, registered_name)."""
+    return isinstance(data.get("class_name"), str) and isinstance(data.get("config"), (dict, str))
 
 
 class JsonConfigScanner:
@@ -118,12 +223,22 @@ class JsonConfigScanner:
         except TooLarge:
             ctx.report("scan-unverified", location, f"JSON over {MAX_JSON} bytes was not parsed", self.name)
             return
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return  # not JSON after all: plain data
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            if named(location, ".json"):
+                message = f"named as JSON but does not parse: {type(exc).__name__}"
+                ctx.report("scan-malformed", location, message, self.name, subject="json")
+            else:
+                ctx.report("format-data", location, "text that is not JSON; nothing in it runs on load",
+                           self.name, subject="text")  # fmt: skip
+            return
         if isinstance(data, dict):
             self._auto_map(data, location, ctx)
             self._weight_map(data, location, ctx)
             self._chat_template(data, location, ctx)
+            if _is_keras_config(data):
+                from .keras import check_config
+
+                check_config(data, location, ctx)
 
     def _chat_template(self, data: dict[str, Any], location: Location, ctx: ScanContext) -> None:
         """tokenizer_config.json: a template string, or a list of named ones."""
@@ -139,7 +254,7 @@ class JsonConfigScanner:
                     check_template(template, location, ctx, self.name)
 
     def _auto_map(self, data: dict[str, Any], location: Location, ctx: ScanContext) -> None:
-        targets = _auto_map_targets(data.get("auto_map"))
+        targets = _auto_map_targets(data)
         for key in ("tokenizer_class", "processor_class", "feature_extractor_type"):
             if isinstance(data.get(key), str) and "." in data[key]:
                 targets.append(data[key])
@@ -158,8 +273,8 @@ class JsonConfigScanner:
             ctx.report(
                 "code-trust-remote-code",
                 location,
-                f"loading needs trust_remote_code=True to import {', '.join(local[:5])}"
-                + (" ..." if len(local) > 5 else ""),
+                f"transformers imports {', '.join(local[:5])} from this repository on load "
+                "(trust_remote_code=True)" + (" ..." if len(local) > 5 else ""),
                 self.name,
                 subject=local[0],
             )
