@@ -392,3 +392,50 @@ def test_plain_scan_does_not_import_model_signing(model: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MODELTRUST_CACHE_DIR": "off"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.stdout.strip().endswith("CLEAN"), proc.stdout + proc.stderr
+
+
+# --- hostile and unusual signatures ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", [0, 1, 20, 200, -10])
+def test_truncated_signature_is_invalid_never_a_crash(model: Path, keys: KeyPair, cut: int) -> None:
+    sign_model(model, KeySigner(keys.private))
+    sig = model / "model.sig"
+    sig.write_bytes(sig.read_bytes()[:cut])
+    code, out, err = run("verify", str(model), "--key", str(keys.public))
+    assert code == 1 and "signature-invalid" in out and "Traceback" not in err
+
+
+def test_signature_that_ignores_everything_is_invalid(model: Path, keys: KeyPair, tmp_path: Path) -> None:
+    """A signer can list '.' as ignored; the signature then vouches for nothing."""
+    sig = tmp_path / "all-ignored.sig"
+    proc = upstream(
+        "sign", "key", str(model), "--private_key", str(keys.private), "--signature", str(sig),
+        "--ignore-paths", str(model), home=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    code, out, _ = run("verify", str(model), "--key", str(keys.public), "--signature", str(sig))
+    assert code == 1 and "covers no files" in out
+
+
+def test_shard_serialization_signature_is_rehashed_by_model_signing(model: Path, keys: KeyPair) -> None:
+    """Signatures over file shards (not per-file sha256) are compared on model_signing's terms."""
+    from model_signing import hashing, signing
+
+    sig = model / "model.sig"
+    config = hashing.Config().use_shard_serialization(shard_size=16).set_ignored_paths(paths=["model.sig"])
+    signing.Config().use_elliptic_key_signer(private_key=keys.private).set_hashing_config(config).sign(
+        model, sig
+    )
+    assert run("verify", str(model), "--key", str(keys.public))[0] == 0
+    (model / "model.safetensors").write_bytes(b"changed")
+    code, out, _ = run("verify", str(model), "--key", str(keys.public))
+    assert code == 1 and "model.safetensors" in out
+
+
+def test_remote_scan_cannot_check_signatures(model: Path, keys: KeyPair) -> None:
+    from modeltrust.cli.scan_cmd import scan
+
+    cli.add_command(scan)
+    code, _, err = run("scan", "hf://org/model", "--remote", "--key", str(keys.public))
+    assert code == 2 and "--remote" in err

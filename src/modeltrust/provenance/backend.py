@@ -226,16 +226,18 @@ def rehash(root: Path, serialization: dict[str, Any], ignore: tuple[str, ...]) -
     per-file sha256 (shards, BLAKE2/3): our digests cannot be compared."""
     from model_signing import hashing
 
-    args = {k: v for k, v in serialization.items() if k in ("shard_size", "allow_symlinks")}
-    config = hashing.Config()  # type: ignore[no-untyped-call]
-    if serialization.get("method") == "shards":
-        config.use_shard_serialization(hashing_algorithm=serialization["hash_type"], **args)
-    else:
-        config.use_file_serialization(hashing_algorithm=serialization["hash_type"], **args)
-    config.set_ignored_paths(paths=list(ignore), ignore_git_paths=False).set_allow_symlinks(True)
     try:
+        config = hashing.Config()  # type: ignore[no-untyped-call]
+        if serialization.get("method") == "shards":
+            # Key and certificate bundles carry the payload through protobuf JSON, which
+            # turns the shard size into a float that model_signing cannot range() over.
+            size = int(serialization["shard_size"])
+            config.use_shard_serialization(hashing_algorithm=serialization["hash_type"], shard_size=size)
+        else:
+            config.use_file_serialization(hashing_algorithm=serialization["hash_type"])
+        config.set_ignored_paths(paths=list(ignore), ignore_git_paths=False).set_allow_symlinks(True)
         actual = config.hash(root)
-    except ValueError as exc:
+    except Exception as exc:  # noqa: BLE001 - an unusable serialization fails the check, closed
         raise VerificationFailed("invalid", f"cannot rehash the model: {_one_line(exc)}") from None
     return {rd.identifier: rd.digest.digest_hex for rd in actual.resource_descriptors()}
 

@@ -91,6 +91,8 @@ def check_signature(
             actual = rehash(root, signed.serialization, ignore)
     except VerificationFailed as failure:
         return replace(base, outcome=failure.kind, reason=failure.reason)
+    if not signed.resources:
+        return replace(base, outcome=INVALID, reason="the signature covers no files", signer=signed.signer)
     base = replace(
         base,
         signer=signed.signer,
