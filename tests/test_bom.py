@@ -279,3 +279,22 @@ def test_a_card_symlinked_out_of_the_folder_is_not_read(tmp_path: Path) -> None:
     # the file itself is still listed and hashed: only its content stays out
     files = {c["name"]: c for c in components(doc, "file")}
     assert sha256_of(files["README.md"]) == hashlib.sha256(secret.read_bytes()).hexdigest()
+
+
+def test_hostile_card_values_keep_the_document_valid(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    shutil.copytree(ROOT / TINY, folder)
+    (folder / "README.md").write_text(
+        '---\nlicense: other\nlicense_name: odd licence\nlicense_link: "https://x/\\n\\u0000y <script>"\n'
+        "base_model: ['../../etc', 'org/ok-base', 'http://evil/x']\ndatasets: ['a b', 'org/data']\n"
+        'pipeline_tag: "\\u0000"\n---\n# odd \x01 title\n\nText with \x02 control characters.\n'
+    )
+    (folder / "weird\nname.bin").write_bytes(b"\x00" * 10)
+    text, doc = bom_of("odd", cwd=tmp_path)
+    assert_valid(text, "1.6")
+    assert_valid(bom_of("odd", "--spec", "1.7", cwd=tmp_path)[0], "1.7")
+    (model,) = [m for m in components(doc, "machine-learning-model") if "modelCard" in m]
+    assert model["licenses"] == [{"license": {"name": "odd licence"}}]  # the bad link is dropped
+    bases = [c["name"] for c in components(doc, "machine-learning-model") if "modelCard" not in c]
+    assert bases == ["org/ok-base"]
+    assert [c["name"] for c in components(doc, "data")] == ["org/data"]

@@ -59,6 +59,8 @@ _SEVERITY = {
     Severity.LOW: VulnerabilitySeverity.LOW,
     Severity.INFO: VulnerabilitySeverity.INFO,
 }
+# A card's links are data from the repo: only plain http(s) URLs become IRIs.
+_SAFE_URL = re.compile(r"^https?://[^\s<>\"{}|\\^`\x00-\x1f\x7f]{1,2000}$")
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _GHSA = re.compile(r"/(GHSA(?:-[0-9a-z]{4}){3})$")
 
@@ -201,7 +203,7 @@ def _licenses(card: Card | None) -> list[DisjunctiveLicense]:
         if spdx is not None:
             found.append(DisjunctiveLicense(id=spdx))
         elif text.lower() == "other" and card.license_name:
-            url = XsUri(card.license_link) if card.license_link.startswith("http") else None
+            url = XsUri(card.license_link) if _SAFE_URL.match(card.license_link) else None
             found.append(DisjunctiveLicense(name=card.license_name, url=url))
         else:
             found.append(DisjunctiveLicense(name=text))
