@@ -9,6 +9,7 @@ from ..baseline import fingerprint
 from ..clauses import decided_by
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
+from .safetext import encodable_tree
 
 SCHEMA = "https://modeltrust.dev/schemas/report/v1"
 
@@ -87,4 +88,4 @@ def report_to_dict(
 def render_json(
     report: ScanReport, fail_on: Severity, rules: RuleSet | None = None, policy: str = "default"
 ) -> str:
-    return json.dumps(report_to_dict(report, fail_on, rules, policy), indent=2) + "\n"
+    return json.dumps(encodable_tree(report_to_dict(report, fail_on, rules, policy)), indent=2) + "\n"

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
+from .safetext import encodable_tree, printable
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/modeltrust/modeltrust"
@@ -66,7 +67,9 @@ def _rule(rule_id: str, rules: RuleSet | None, severity: Severity) -> dict[str, 
 def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
     loc = finding.location
     fingerprint = hashlib.sha256(
-        "\0".join([finding.rule_id, loc.path, *loc.members, str(loc.offset), finding.subject]).encode()
+        "\0".join([finding.rule_id, loc.path, *loc.members, str(loc.offset), finding.subject]).encode(
+            "utf-8", "surrogatepass"
+        )
     ).hexdigest()
     location: dict[str, Any] = {
         "physicalLocation": {
@@ -81,7 +84,7 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": _LEVEL[finding.severity],
-        "message": {"text": f"{finding.message} [{loc}]"},
+        "message": {"text": printable(f"{finding.message} [{loc}]")},
         "locations": [location],
         "partialFingerprints": {"primaryLocationLineHash": fingerprint},
         "properties": {
@@ -128,4 +131,4 @@ def report_to_sarif(report: ScanReport, rules: RuleSet | None = None) -> dict[st
 
 
 def render_sarif(report: ScanReport, rules: RuleSet | None = None) -> str:
-    return json.dumps(report_to_sarif(report, rules), indent=2) + "\n"
+    return json.dumps(encodable_tree(report_to_sarif(report, rules)), indent=2) + "\n"

@@ -12,6 +12,7 @@ import click
 from ..clauses import decided_by
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
+from .safetext import printable
 
 _COLOURS: dict[Severity, dict[str, Any]] = {
     Severity.CRITICAL: {"fg": "white", "bg": "red", "bold": True},
@@ -46,7 +47,7 @@ def render_text(
             by_file.setdefault(finding.location.path, []).append(finding)
     for path, findings in by_file.items():
         out()
-        out(style(path, bold=True))
+        out(style(printable(path), bold=True))
         for finding in findings:
             _render_finding(finding, rules, verbose, style, out)
     if verbose:
@@ -55,7 +56,7 @@ def render_text(
         for artifact in report.artifacts:
             digest = f" · sha256 {artifact.sha256}" if artifact.sha256 else ""
             out(
-                f"  {artifact.path}  "
+                f"  {printable(artifact.path)}  "
                 + style(
                     f"{artifact.format} · {artifact.size} bytes · scanned by {artifact.scanner}{digest}",
                     dim=True,
@@ -73,15 +74,15 @@ def _render_finding(
     out: Callable[[str], None],
 ) -> None:
     sev = finding.severity
-    out(f"  {style(f'{sev.label.upper():8}', **_COLOURS[sev])} {finding.message}")
+    out(f"  {style(f'{sev.label.upper():8}', **_COLOURS[sev])} {printable(finding.message)}")
     where = str(finding.location)[len(finding.location.path) :].lstrip()
-    detail = f"rule {finding.rule_id}" + (f" · at {where}" if where else "")
+    detail = f"rule {finding.rule_id}" + (f" · at {printable(where)}" if where else "")
     if finding.waiver:
-        detail += f" · waived: {finding.waiver}"
+        detail += f" · waived: {printable(finding.waiver)}"
     out(INDENT + style(detail, dim=True))
     rule = rules.rules.get(finding.rule_id) if rules is not None else None
     if rule is not None and verbose:
-        out(INDENT + style(f"why: {rule.why}", dim=True))
+        out(INDENT + style(f"why: {printable(rule.why)}", dim=True))
 
 
 def _verdict_line(report: ScanReport, fail_on: Severity, style: Callable[..., str]) -> str:

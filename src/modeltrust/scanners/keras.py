@@ -122,7 +122,7 @@ def _report_import(
     )
 
 
-def _parse(raw: bytes, location: Location, ctx: ScanContext) -> object | None:
+def parse_config(raw: bytes, location: Location, ctx: ScanContext) -> object | None:
     try:
         parsed: object = json.loads(raw.decode("utf-8"))
         return parsed
@@ -143,7 +143,7 @@ def scan_keras_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
         where = location.within(member.name)
         if member.name == "config.json":
             try:
-                config = _parse(read_all(reader, MAX_CONFIG), where, ctx)
+                config = parse_config(read_all(reader, MAX_CONFIG), where, ctx)
             except TooLarge:
                 ctx.report("scan-unverified", where, f"config over {MAX_CONFIG} bytes", SCANNER)
                 continue
@@ -181,6 +181,6 @@ class Hdf5Scanner:
             if len(raw) > MAX_CONFIG:
                 ctx.report("scan-unverified", location, f"{key} over {MAX_CONFIG} bytes", self.name)
                 continue
-            config = _parse(raw, location.within(f"@{key}"), ctx)
+            config = parse_config(raw, location.within(f"@{key}"), ctx)
             if config is not None:
                 check_config(config, location.within(f"@{key}"), ctx)
