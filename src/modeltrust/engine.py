@@ -18,7 +18,7 @@ from .findings import Artifact, Finding, Location, ScanReport, SignatureOutcome,
 from .reader import ByteReader, FileReader
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext, Scanner
-from .scanners.base import Budget
+from .scanners.base import Budget, Deadline, LimitReached
 from .selection import matches_selection
 from .sources.local import LocalFile, expand_targets
 
@@ -68,6 +68,10 @@ def _run_scanner(scanner: Scanner, reader: ByteReader, location: Location, ctx: 
     name = scanner.name
     try:
         scanner.scan(reader, location, ctx)
+    except LimitReached as exc:
+        if ctx.depth > 0:
+            raise  # ends the whole file; reported once, at the top
+        ctx.report("scan-limit", location, f"{exc}; the rest of the file was not analysed", name)
     except RecursionError:
         ctx.report("scan-error", location, "structure nests too deeply to analyse", name)
     except MemoryError:
@@ -94,6 +98,34 @@ def name_of(location: Location) -> str:
         if outer.lower().endswith(suffix):
             return outer[: -len(suffix)]
     return outer
+
+
+def cap_findings(findings: list[Finding], start: int, per_rule: int) -> None:
+    """Keep the first `per_rule` findings of each rule made since `start` (one
+    file's) and fold the rest into one finding that counts them: a crafted
+    file must not flood the report, its memory or its renderers."""
+    counts: dict[str, int] = {}
+    kept: list[Finding] = []
+    dropped: dict[str, list[Finding]] = {}
+    for finding in findings[start:]:
+        seen = counts.get(finding.rule_id, 0)
+        counts[finding.rule_id] = seen + 1
+        if seen < per_rule:
+            kept.append(finding)
+        else:
+            dropped.setdefault(finding.rule_id, []).append(finding)
+    if not dropped:
+        return
+    for rule_id, extra in dropped.items():
+        worst = max(extra, key=lambda f: f.severity)
+        kept.append(
+            replace(
+                worst,
+                message=f"{len(extra)} more {rule_id} findings in this file were not listed "
+                f"(limit {per_rule} per rule); the worst: {worst.message}",
+            )
+        )
+    findings[start:] = kept
 
 
 def _hash_pool(config: ScanConfig) -> HashPool | None:
@@ -153,14 +185,25 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
     def nested(reader: ByteReader, location: Location, ctx: ScanContext) -> str:
         return scan_reader(reader, location, ctx, registry)
 
-    budget = Budget(config.limits.max_total_decompressed_bytes)
+    limits = config.limits
+    budget = Budget(limits.max_total_decompressed_bytes)  # for the whole scan
     items, snapshots, errors = _gather(config, findings, ruleset)
     hashes = _hash_pool(config)
     with hashes or contextlib.nullcontext():
         for index, item in enumerate(items):
             if progress is not None:
                 progress(item.display, item.size)
-            ctx = ScanContext(ruleset, config.limits, findings, nested, deep=config.deep, budget=budget)
+            file_budget = Budget(min(limits.file_decompression_budget(item.size), budget.remaining))
+            ctx = ScanContext(
+                ruleset,
+                limits,
+                findings,
+                nested,
+                deep=config.deep,
+                budget=file_budget,
+                deadline=Deadline(limits.file_seconds(item.size)),
+            )
+            first_finding = len(findings)
             location = Location(item.display)
             try:
                 reader = item.opener() if item.opener is not None else FileReader(item.path)
@@ -174,6 +217,8 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
                 if prefix is not None and hashes is not None:
                     _finish_hash(prefix, item, index, hashes)
                 fmt = ctx.formats.get(str(location), detect.UNKNOWN)
+            budget.spend(file_budget.spent)
+            cap_findings(findings, first_finding, limits.max_findings_per_rule)
             local = str(item.path) if item.opener is None else None
             artifacts.append(Artifact(item.display, reader.size, fmt, covered, item.sha256, local))
     _scan_repositories(config, items, ScanContext(ruleset, config.limits, findings, nested, budget=budget))

@@ -89,6 +89,24 @@ class SliceReader:
         return self._parent.read_at(self._offset + offset, length)
 
 
+class CountingReader:
+    """Passes reads through and remembers how far into the source they went
+    (how much compressed input a decompressor has consumed)."""
+
+    def __init__(self, source: ByteReader) -> None:
+        self._source = source
+        self.consumed = 0
+
+    @property
+    def size(self) -> int:
+        return self._source.size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        data = self._source.read_at(offset, length)
+        self.consumed = max(self.consumed, offset + len(data))
+        return data
+
+
 def read_all(reader: ByteReader, limit: int) -> bytes:
     """The whole reader as bytes, refusing more than `limit`."""
     if reader.size > limit:

@@ -232,11 +232,14 @@ class RuleSet:
     def _denied(self, readings: list[tuple[str, str]]) -> ImportVerdict | None:
         """The first deny pattern (in file order) any reading matches."""
         index = self._deny_patterns_by_module()
+        # Only prefixes as deep as a pattern's module can match: a crafted name
+        # of thousands of dots must not cost thousands of joins per reading.
+        depth = max((name.count(".") + 1 for name in index), default=0)
         best: tuple[int, ImportPattern, Rule] | None = None
         for mod, attr in readings:
             candidates = list(index.get("*", ()))
-            parts = mod.split(".")
-            for i in range(1, len(parts) + 1):
+            parts = mod.split(".", depth)
+            for i in range(1, min(len(parts), depth) + 1):
                 candidates.extend(index.get(".".join(parts[:i]), ()))
             for order, pattern, rule in candidates:
                 if (best is None or order < best[0]) and _deny_matches(pattern, mod, attr):

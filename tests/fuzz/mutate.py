@@ -9,7 +9,6 @@ surrogates, control characters, ANSI escapes)."""
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable, Sequence
 
 MAX_SIZE = 4 << 20
@@ -143,7 +142,3 @@ class Mutator:
         chunk = other[start : start + self.rng.randint(1, 4096)]
         pos = self._pos(out, inclusive=True)
         out[pos : pos + self.rng.choice((0, len(chunk)))] = chunk
-
-
-def pack_le(fmt: str, *values: int) -> bytes:
-    return struct.pack("<" + fmt, *values)

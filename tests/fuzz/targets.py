@@ -254,8 +254,9 @@ def _render(data: bytes) -> list[Finding]:
 _PICKLE_TOKENS = (b"\x80\x05", b"c", b"\x93", b"R", b"b", b"(", b"t", b".", b"\x94", b"h\x00", b"q\x00",
                   b"cos\nsystem\n", b"\x8c\x05posix\x8c\x06system\x93", b"]", b"}", b"e", b"u", b"0", b"2",
                   b"I0x1\n", b"L99999999999999999999999L\n", b"S'a'\n", b"V\\ud800\n", b"\x95" + b"\xff" * 8,
-                  b"B\xff\xff\xff\x7f", b"\x8e" + b"\xff" * 8, b"\x82\xff", b"\x85", b"\x86", b"\x87")  # fmt: skip
-_JSON_TOKENS = (b"[", b"]", b"{", b"}", b'"', b'\\u0000', b"\\ud800", b"1e999", b"-0", b"99999999999999999999",
+                  b"B\xff\xff\xff\x7f", b"\x8e" + b"\xff" * 8, b"\x82\xff", b"\x85", b"\x86",
+                  b"\x87")  # fmt: skip
+_JSON_TOKENS = (b"[", b"]", b"{", b"}", b'"', b'\\u0000', b"\\ud800", b"1e999", b"-0", b"9" * 20,
                 b'"dtype":', b'"shape":[', b'"data_offsets":[', b"null", b"true", b'{"a":' * 8)  # fmt: skip
 _JINJA_TOKENS = (b"{{", b"}}", b"{%", b"%}", b"(", b")", b"[", b"]", b"|", b".__class__", b"{% if x %}",
                  b"{% endif %}", b"{% for a in b %}", b"{% endfor %}", b"{% macro m() %}", b"{% raw %}",
@@ -296,12 +297,13 @@ def targets() -> dict[str, Target]:
         Target("template", _template, _templates, _JINJA_TOKENS),
         Target("json-config", _scanner_target("json"), lambda: fixture_seeds("json"), _JSON_TOKENS),
         Target("code", _scanner_target("python"), _python_seeds, _PYTHON_TOKENS),
-        Target("render", _render, _render_seeds, ("\ud800".encode("utf-16-le", "surrogatepass"), b"\x1b\x00")),
+        Target("render", _render, _render_seeds, (_SURROGATE_UTF16, b"\x1b\x00")),
         Target("any", _scanner_target_detected(), lambda: fixture_seeds(*_ALL_FORMATS), _PICKLE_TOKENS),
     ]  # fmt: skip
     return {t.name: t for t in all_targets}
 
 
+_SURROGATE_UTF16 = "\ud800".encode("utf-16-le", "surrogatepass")
 _ALL_FORMATS = ("pickle", "zip", "tar", "numpy", "json", "text", "gzip", "safetensors", "gguf", "onnx")
 
 

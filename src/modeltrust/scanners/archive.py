@@ -10,9 +10,10 @@ from ..findings import Location
 from ..reader import ByteReader, SliceReader, TooLarge
 from ..sources.ziparchive import STORED, ZipArchive, ZipFormatError, ZipMember, crc_matches, read_zip
 from . import keras, pytorch, shards
-from .base import ScanContext
+from .base import LimitReached, ScanContext
 
 ZIP_SCANNER = "zip"
+_LOCAL_HEADER = 30
 TAR_SCANNER = "tar"
 
 
@@ -73,18 +74,58 @@ def open_zip_member(
             ZIP_SCANNER,
         )
         return None
+    if member.method != STORED and ctx.budget is not None and ctx.budget.exhausted:
+        message = f"member not scanned: the file's decompression budget ({ctx.budget.total} bytes) is spent"
+        ctx.report("archive-limit", where, message, ZIP_SCANNER)
+        return None
     try:
-        reader = archive.open_member(member, ctx.inflate_limit(member.compressed_size))
-        if member.method != STORED and ctx.budget is not None:
-            ctx.budget.spend(reader.size)
-        return reader
+        return archive.open_member(member, ctx.inflate_limit(member.compressed_size), ctx.bound_stream)
     except TooLarge as exc:
         ctx.report("archive-limit", where, f"member not scanned: {exc} (possible zip bomb)", ZIP_SCANNER)
     except ZipFormatError as exc:
         ctx.report("scan-unverified", where, f"member not scanned: {exc}", ZIP_SCANNER)
+    except LimitReached:
+        raise
     except Exception as exc:  # noqa: BLE001 - zlib/bz2/lzma errors: corrupt compressed data
         ctx.report("archive-malformed", where, f"member cannot be decompressed: {exc}", ZIP_SCANNER)
     return None
+
+
+def overlapping_members(members: list[ZipMember]) -> set[int]:
+    """Indexes of members whose data shares bytes with another member's.
+
+    Decided from the central directory alone, before anything is inflated: a
+    member spans at least its 30-byte local header plus its compressed size
+    from its header offset, so a member that starts inside that span of an
+    earlier one overlaps it (the non-recursive zip bomb's construction)."""
+    order = sorted(range(len(members)), key=lambda i: members[i].header_offset)
+    found: set[int] = set()
+    reach, owner = -1, -1
+    for i in order:
+        member = members[i]
+        if member.header_offset < reach:
+            found.update((i, owner))
+        end = member.header_offset + _LOCAL_HEADER + member.compressed_size
+        if end > reach:
+            reach, owner = end, i
+    return found
+
+
+def _drop_overlapping(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
+    found = overlapping_members(archive.members)
+    if not found:
+        return
+    names = sorted({archive.members[i].name for i in found})
+    ctx.report(
+        "archive-overlapping-members",
+        location,
+        f"{len(found)} members share their data bytes (a zip bomb construction), e.g. "
+        + ", ".join(repr(n) for n in names[:3])
+        + "; they were not inflated",
+        ZIP_SCANNER,
+        subject=names[0],
+    )
+    archive.members = [m for i, m in enumerate(archive.members) if i not in found]
 
 
 def check_crc(reader: ByteReader, member: ZipMember, location: Location, ctx: ScanContext) -> None:
@@ -110,6 +151,7 @@ class ZipScanner:
             return
         _report_structure(archive, location, ctx)
         names = archive.names()
+        _drop_overlapping(archive, location, ctx)
         if pytorch.is_torch_zip(names):
             ctx.covered_by[str(location)] = pytorch.SCANNER
             pytorch.scan_torch_zip(archive, location, ctx)

@@ -1,5 +1,10 @@
 """Compressed streams (joblib's zlib/gzip/bz2/xz/lzma/lz4 files, gzip'd
-checkpoints): inflate into a bounded temp file, then detect and scan again."""
+checkpoints): inflate into a bounded temp file, then detect and scan again.
+
+Bombs are stopped while they stream (see `ScanContext.bound_stream`): input
+is fed in small chunks, so the ratio bound tracks the compressed bytes really
+consumed; LZMA decoders get a memory cap, since a header can ask for a 4 GB
+dictionary."""
 
 from __future__ import annotations
 
@@ -9,10 +14,15 @@ from typing import Protocol
 
 from ..detect import COMPRESSED
 from ..findings import Location
-from ..reader import ByteReader, SpooledReader, TooLarge, iter_chunks
-from .base import ScanContext
+from ..reader import ByteReader, CountingReader, SpooledReader, TooLarge, iter_chunks
+from .base import LimitReached, ScanContext
 
 SCANNER = "compressed"
+INPUT_CHUNK = 16 << 10
+"""Compressed bytes fed per call: the ratio check is as fine as this."""
+OUTPUT_CHUNK = 1 << 20
+LZMA_MEMLIMIT = 128 << 20
+"""Decoder memory an xz/lzma header may ask for (xz -9e needs 65 MiB)."""
 
 
 class _Decompressor(Protocol):
@@ -26,11 +36,11 @@ def _inflate(raw: ByteReader, make: Callable[[], _Decompressor], skip: int = 0) 
     """Decompress concatenated members (gzip and bz2 allow several)."""
     engine = make()
     pending = b""
-    for chunk in iter_chunks(raw, offset=skip):
+    for chunk in iter_chunks(raw, offset=skip, chunk=INPUT_CHUNK):
         data = pending + chunk
         pending = b""
         while data:
-            out = engine.decompress(data, 1 << 20)
+            out = engine.decompress(data, OUTPUT_CHUNK)
             if out:
                 yield out
             data = _unconsumed(engine)
@@ -44,7 +54,7 @@ def _inflate(raw: ByteReader, make: Callable[[], _Decompressor], skip: int = 0) 
                 break
     # Drain what is buffered inside the decompressor.
     while not engine.eof:
-        out = engine.decompress(b"", 1 << 20)
+        out = engine.decompress(b"", OUTPUT_CHUNK)
         if not out:
             break
         yield out
@@ -73,13 +83,13 @@ def _bz2() -> _Decompressor:
 def _xz() -> _Decompressor:
     import lzma
 
-    return lzma.LZMADecompressor()
+    return lzma.LZMADecompressor(memlimit=LZMA_MEMLIMIT)
 
 
 def _lzma_alone() -> _Decompressor:
     import lzma
 
-    return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+    return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
 
 
 _ENGINES: dict[str, Callable[[], _Decompressor]] = {
@@ -110,24 +120,39 @@ class CompressedScanner:
         fmt = ctx.formats[str(location)]  # detected once, by the engine
         make = _ENGINES["zlib" if fmt == "joblib-zlib" else fmt]
         skip = _joblib_zf_offset(reader) if fmt == "joblib-zlib" else 0
-        limit = ctx.inflate_limit(reader.size)
         where = location.within(f"<{fmt} stream>")
+        source = CountingReader(reader)
+        stopped: list[TooLarge] = []
         try:
-            inner = SpooledReader(_inflate(reader, make, skip), limit)
-        except TooLarge as exc:
-            ctx.report("archive-limit", location, f"{fmt} stream not scanned: {exc}", SCANNER)
-            return
+            chunks = _until_limit(ctx.bound_stream(_inflate(source, make, skip), source), stopped)
+            inner = SpooledReader(chunks, reader.size + ctx.limits.max_decompressed_bytes)
         except ImportError:
             ctx.report(
                 "scan-unverified", location, f"{fmt} support is not installed (pip install lz4)", SCANNER
             )
             return
         except Exception as exc:  # each codec has its own error type
-            if isinstance(exc, (MemoryError, RecursionError)):
+            if isinstance(exc, (MemoryError, RecursionError, LimitReached)):
                 raise
+            if "memory usage limit" in str(exc).lower():
+                message = (
+                    f"{fmt} stream needs more than {LZMA_MEMLIMIT >> 20} MiB of decoder memory; not scanned"
+                )
+                ctx.report("archive-limit", location, message, SCANNER)
+                return
             ctx.report("archive-malformed", location, f"{fmt} stream is corrupt: {exc}", SCANNER)
             return
-        if ctx.budget is not None:
-            ctx.budget.spend(inner.size)
+        if stopped:
+            message = f"{fmt} stream: {stopped[0]}; only its first {inner.size} bytes were scanned"
+            ctx.report("archive-limit", location, message, SCANNER)
         with inner:
             ctx.scan_member(inner, where, SCANNER)
+
+
+def _until_limit(chunks: Iterator[bytes], stopped: list[TooLarge]) -> Iterator[bytes]:
+    """The chunks up to a bound; the bound is kept, so the part inflated so far
+    (where a payload put before a bomb would be) is still scanned."""
+    try:
+        yield from chunks
+    except TooLarge as exc:
+        stopped.append(exc)

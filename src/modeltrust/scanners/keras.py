@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..findings import Location
-from ..reader import ByteReader, ReaderIO, TooLarge, read_all
+from ..reader import ByteReader, ReaderIO
 from ..sources.ziparchive import ZipArchive
 from .base import ScanContext
 
 SCANNER = "keras"
-MAX_CONFIG = 64 << 20
 MAX_DEPTH = 200
 # Packages whose layers are deserialised without custom code.
 KERAS_MODULES = ("keras", "tf_keras", "tensorflow", "keras_hub", "keras_nlp", "keras_cv")
@@ -34,20 +33,25 @@ def _is_lambda(obj: dict[str, Any]) -> bool:
     return obj.get("class_name") in ("Lambda", "__lambda__") or obj.get("function_type") == "lambda"
 
 
-def _walk(node: object, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Every JSON object in the config, bounded in depth; the inside of a
-    Lambda layer is not descended into (the layer is one finding)."""
-    if depth > MAX_DEPTH:
-        raise RecursionError("config nests too deeply")
-    if isinstance(node, dict):
-        yield node
-        if _is_lambda(node):
-            return
-        for value in node.values():
-            yield from _walk(value, depth + 1)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value, depth + 1)
+class _TooDeep(Exception):
+    pass
+
+
+def _walk(root: object) -> Iterator[dict[str, Any]]:
+    """Every JSON object in the config in document order, bounded in depth
+    (iteratively: no Python recursion); the inside of a Lambda layer is not
+    descended into (the layer is one finding)."""
+    stack: list[tuple[object, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _TooDeep
+        if isinstance(node, dict):
+            yield node
+            if not _is_lambda(node):
+                stack.extend((value, depth + 1) for value in reversed(node.values()))
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in reversed(node))
 
 
 def _layer_name(obj: dict[str, Any]) -> str:
@@ -60,8 +64,9 @@ def check_config(config: object, location: Location, ctx: ScanContext) -> None:
     """Report the code-carrying constructs of a Keras architecture JSON."""
     try:
         objects = list(_walk(config))
-    except RecursionError:
-        ctx.report("keras-malformed", location, "Keras config nests too deeply to analyse", SCANNER)
+    except _TooDeep:
+        message = f"Keras config nests deeper than {MAX_DEPTH} levels; it was not analysed"
+        ctx.report("scan-limit", location, message, SCANNER)
         return
     for obj in objects:
         class_name = obj.get("class_name")
@@ -122,13 +127,21 @@ def _report_import(
     )
 
 
-def parse_config(raw: bytes, location: Location, ctx: ScanContext) -> object | None:
-    try:
-        parsed: object = json.loads(raw.decode("utf-8"))
-        return parsed
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        ctx.report("keras-malformed", location, f"Keras config is not valid JSON: {exc}", SCANNER)
+def parse_config(raw: bytes | str, location: Location, ctx: ScanContext) -> object | None:
+    """The config as JSON, within the size limit; None (and a finding) otherwise."""
+    limit = ctx.limits.max_config_bytes
+    if len(raw) > limit:
+        message = f"Keras config of {len(raw)} bytes is over the {limit}-byte limit; it was not analysed"
+        ctx.report("scan-limit", location, message, SCANNER)
         return None
+    try:
+        parsed: object = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        return parsed
+    except RecursionError:
+        ctx.report("scan-limit", location, "Keras config nests too deeply to parse", SCANNER)
+    except (UnicodeDecodeError, ValueError) as exc:
+        ctx.report("keras-malformed", location, f"Keras config is not valid JSON: {exc}", SCANNER)
+    return None
 
 
 def scan_keras_zip(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
@@ -142,11 +155,8 @@ def scan_keras_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
             continue
         where = location.within(member.name)
         if member.name == "config.json":
-            try:
-                config = parse_config(read_all(reader, MAX_CONFIG), where, ctx)
-            except TooLarge:
-                ctx.report("scan-unverified", where, f"config over {MAX_CONFIG} bytes", SCANNER)
-                continue
+            limit = ctx.limits.max_config_bytes
+            config = parse_config(reader.read_at(0, limit + 1), where, ctx)
             if config is not None:
                 check_config(config, where, ctx)
         else:
@@ -168,19 +178,25 @@ class Hdf5Scanner:
                 "scan-unverified", location, "HDF5 support is not installed (pip install h5py)", self.name
             )
             return
+        limit = ctx.limits.max_config_bytes
         try:
             with h5py.File(io.BufferedReader(ReaderIO(reader)), "r") as handle:
-                attrs = {k: handle.attrs[k] for k in ("model_config", "training_config") if k in handle.attrs}
+                attrs = {
+                    key: handle.attrs[key] if handle.attrs.get_id(key).get_storage_size() <= limit else None
+                    for key in ("model_config", "training_config")
+                    if key in handle.attrs
+                }
         except Exception as exc:  # noqa: BLE001 - h5py raises many types for corrupt files
             ctx.report(
                 "keras-malformed", location, f"HDF5 file cannot be read: {type(exc).__name__}", self.name
             )
             return
         for key, value in attrs.items():
-            raw = value if isinstance(value, bytes) else str(value).encode()
-            if len(raw) > MAX_CONFIG:
-                ctx.report("scan-unverified", location, f"{key} over {MAX_CONFIG} bytes", self.name)
+            if value is None:  # read nothing: a fixed-size attribute is allocated whole
+                message = f"HDF5 attribute {key} is over the {limit}-byte config limit; it was not analysed"
+                ctx.report("scan-limit", location.within(f"@{key}"), message, self.name)
                 continue
+            raw = value if isinstance(value, (bytes, str)) else str(value)
             config = parse_config(raw, location.within(f"@{key}"), ctx)
             if config is not None:
                 check_config(config, location.within(f"@{key}"), ctx)

@@ -6,7 +6,6 @@ because they are how polyglot files hide a second payload."""
 from __future__ import annotations
 
 import json
-import math
 import struct
 from typing import Any
 
@@ -133,6 +132,12 @@ def _offsets(info: object) -> tuple[int, int] | None:
     return None
 
 
+def _short(value: object) -> str:
+    """A header value for a message, cut short (it comes from the file)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _is_shape(shape: object) -> bool:
     return isinstance(shape, list) and all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
@@ -145,18 +150,34 @@ def _entry_problem(info: object) -> str | None:
     if not isinstance(info, dict):
         return "is not a tensor entry (dtype, shape, data_offsets)"
     dtype, shape = info.get("dtype"), info.get("shape")
-    if dtype not in DTYPE_BITS:
-        return f"has unknown dtype {dtype!r}"
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:  # a list or dict cannot be looked up
+        return f"has unknown dtype {_short(dtype)}"
     if not _is_shape(shape):
         return "has a shape that is not a list of non-negative integers"
     span = _offsets(info)
     if span is None:
-        return f"has invalid data_offsets {info.get('data_offsets')!r}"
+        return f"has invalid data_offsets {_short(info.get('data_offsets'))}"
     assert isinstance(shape, list)
-    expected = math.ceil(math.prod(shape) * DTYPE_BITS[str(dtype)] / 8)
+    elements = _element_count(shape)
+    if elements is None:
+        return f"has shape {_short(shape)}, more elements than any file can hold"
+    expected = -(-elements * DTYPE_BITS[dtype] // 8)  # integer ceil
     if span[1] - span[0] != expected:
-        return f"spans {span[1] - span[0]} bytes but {dtype}{shape} needs {expected}"
+        return f"spans {span[1] - span[0]} bytes but {dtype}{_short(shape)} needs {expected}"
     return None
+
+
+def _element_count(shape: list[int]) -> int | None:
+    """The product of the dimensions, or None past 2**64 (the product of a
+    crafted shape can have millions of digits)."""
+    if 0 in shape:
+        return 0
+    count = 1
+    for dim in shape:
+        count *= dim
+        if count > 1 << 64:
+            return None
+    return count
 
 
 def _check_layout(

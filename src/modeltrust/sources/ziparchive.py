@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..reader import ByteReader, SliceReader, SpooledReader, iter_chunks
+from ..reader import ByteReader, CountingReader, SliceReader, SpooledReader, iter_chunks
 
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
@@ -32,6 +32,10 @@ _CENTRAL_STRUCT = struct.Struct("<4sHHHHHHIIIHHHHHII")
 _LOCAL_STRUCT = struct.Struct("<4sHHHHHIIIHH")
 
 STORED = 0
+INPUT_CHUNK = 16 << 10
+"""Compressed bytes fed per call, so a ratio check on the output is that fine."""
+LZMA_MAX_DICT = 128 << 20
+StreamBound = Callable[[Iterator[bytes], CountingReader], Iterator[bytes]]
 DEFLATED = 8
 BZIP2 = 12
 LZMA = 14
@@ -87,26 +91,30 @@ class ZipArchive:
             self.problems.append(f"member {member.name!r} is named {local_name!r} in its local header")
         return member.header_offset + _LOCAL_STRUCT.size + name_len + extra_len
 
-    def open_member(self, member: ZipMember, limit: int) -> ByteReader:
+    def open_member(self, member: ZipMember, limit: int, bound: StreamBound | None = None) -> ByteReader:
         """A reader over the member's uncompressed bytes.
 
         Stored members are a window on the archive (no copy); deflated ones are
-        inflated into a temp file of at most `limit` bytes.
+        inflated into a temp file of at most `limit` bytes, through `bound`
+        (which sees the output and how much compressed input it came from).
         """
         raw = SliceReader(self.reader, self.data_offset(member), member.compressed_size)
         if member.method == STORED:
             return raw
+        source = CountingReader(raw)
         if member.method == DEFLATED:
-            return SpooledReader(_inflate(raw), limit)
-        if member.method in (BZIP2, LZMA):
+            chunks = _inflate(source)
+        elif member.method in (BZIP2, LZMA):
             # Python's zipfile (so np.load of .npz) reads these; torch does not.
-            return SpooledReader(_decompress_stream(raw, member.method), limit)
-        raise ZipFormatError(f"member {member.name!r} uses compression method {member.method}")
+            chunks = _decompress_stream(source, member.method)
+        else:
+            raise ZipFormatError(f"member {member.name!r} uses compression method {member.method}")
+        return SpooledReader(chunks if bound is None else bound(chunks, source), limit)
 
 
 def _inflate(raw: ByteReader) -> Iterator[bytes]:
     inflater = zlib.decompressobj(-15)
-    for chunk in iter_chunks(raw):
+    for chunk in iter_chunks(raw, chunk=INPUT_CHUNK):
         out = inflater.decompress(chunk, 1 << 20)
         while out:
             yield out
@@ -134,9 +142,11 @@ def _decompress_stream(raw: ByteReader, method: int) -> Iterator[bytes]:
         props_size = int.from_bytes(header[2:4], "little")
         props = raw.read_at(4, props_size)
         lzma_filter = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+        if lzma_filter.get("dict_size", 0) > LZMA_MAX_DICT:  # raw decoders take no memlimit
+            raise ZipFormatError(f"LZMA member asks for a {lzma_filter['dict_size']}-byte dictionary")
         engine = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lzma_filter])
         offset = 4 + props_size
-    for chunk in iter_chunks(raw, offset=offset):
+    for chunk in iter_chunks(raw, offset=offset, chunk=INPUT_CHUNK):
         out = engine.decompress(chunk, 1 << 20)
         while True:
             if out:
