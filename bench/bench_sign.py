@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -68,13 +69,19 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one whole command."""
+    start, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args[:4])} failed: {done.stderr or done.stdout}")
-    return seconds
+    return seconds, children_cpu() - cpu
 
 
 def warm(paths: list[Path]) -> None:
@@ -105,17 +112,24 @@ def main() -> None:
         ours_verify = [py, "-m", "modeltrust", "verify", str(folder), "--key", str(public)]
         theirs_verify = [py, "-m", "model_signing", "verify", "key", str(folder), "--public_key", str(public)]
         times: dict[str, list[float]] = {"ours": [], "theirs": [], "ours_verify": [], "theirs_verify": []}
-        for _ in range(args.runs):  # interleaved, so both see the same machine load
-            times["theirs"].append(timed(theirs, env))
-            times["ours"].append(timed(ours, env))
+        cpu: dict[str, list[float]] = {name: [] for name in times}
+        commands = {
+            "theirs": theirs,
+            "ours": ours,
             # Cross-check: each verifier accepts the other's signature.
-            times["theirs_verify"].append(timed([*theirs_verify, "--signature", str(ours_sig)], env))
-            times["ours_verify"].append(timed([*ours_verify, "--signature", str(theirs_sig)], env))
+            "theirs_verify": [*theirs_verify, "--signature", str(ours_sig)],
+            "ours_verify": [*ours_verify, "--signature", str(theirs_sig)],
+        }
+        for _ in range(args.runs):  # interleaved, so both see the same machine load
+            for name, command in commands.items():
+                wall, used = timed(command, env)
+                times[name].append(wall)
+                cpu[name].append(used)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     total = sum(p.stat().st_size for p in files)
     print(f"python {sys.version.split()[0]}; {cores} cores, load {load:.1f}; {total / 1e9:.2f} GB in 2 files")
-    print(f"{'command':52} {'best':>8} {'median':>8}")
+    print(f"{'command':56} {'best':>7} {'median':>7} {'CPU best':>9} {'CPU median':>10}")
     labels = {
         "theirs": "model_signing sign key (upstream CLI)",
         "ours": "modeltrust sign --key",
@@ -123,12 +137,15 @@ def main() -> None:
         "ours_verify": "modeltrust verify --key (of model_signing's signature)",
     }
     for name, label in labels.items():
-        ordered = sorted(times[name])
-        print(f"{label:52} {ordered[0]:7.2f}s {ordered[len(ordered) // 2]:7.2f}s")
+        walls, cpus = sorted(times[name]), sorted(cpu[name])
+        middle = len(walls) // 2
+        print(f"{label:56} {walls[0]:6.2f}s {walls[middle]:6.2f}s {cpus[0]:8.2f}s {cpus[middle]:9.2f}s")
     for what, a, b in (("sign", "ours", "theirs"), ("verify", "ours_verify", "theirs_verify")):
-        best = min(times[a]) / min(times[b])
-        median = sorted(times[a])[len(times[a]) // 2] / sorted(times[b])[len(times[b]) // 2]
-        print(f"{what}: modeltrust / model_signing best {best:.2f}x, median {median:.2f}x (target <= 1.00x)")
+        for kind, values in (("wall", times), ("CPU", cpu)):
+            best = min(values[a]) / min(values[b])
+            median = sorted(values[a])[len(values[a]) // 2] / sorted(values[b])[len(values[b]) // 2]
+            ratios = f"best {best:.2f}x, median {median:.2f}x"
+            print(f"{what} {kind}: modeltrust / model_signing {ratios} (target <= 1.00x)")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,19 @@ from __future__ import annotations
 import datetime
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import ScanConfig
 from ..errors import ConfigError
-from ..findings import ScanReport, Severity
-from ..policy import Policy
-from ..rules import RuleSet
+from ..findings import Severity
 from .main import EXIT_ERROR, EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, hub_settings, rules_option
 from .signature_options import signature_request, split_keys, verify_options
+
+if TYPE_CHECKING:  # `sign` and `verify` start without the policy machinery
+    from ..findings import ScanReport
+    from ..policy import Policy
+    from ..rules import RuleSet
 
 
 def emit_attestation(
@@ -85,6 +87,7 @@ def attest(
     Every file is hashed once (Hub downloads: the verified digest) and becomes
     a subject. Exit 0 when the scan passed, 1 when it failed (the attestation
     is written either way and records the verdict), 2 on errors."""
+    from ..config import ScanConfig
     from ..engine import scan as run_scan
     from ..policy import resolve_policy
     from ..rules import default_rules_dir, load_rules

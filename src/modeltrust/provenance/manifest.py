@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 from ..digests import FileDigest, hash_files
 from ..errors import SourceError
 
+DEFAULT_SIGNATURE = "model.sig"
+"""Where the upstream tool writes and looks for the signature inside the model folder."""
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 """Ignored by default, as the upstream tool does."""
 HF_CACHE_DIR = ".cache/huggingface"

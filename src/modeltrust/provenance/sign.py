@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import GIT_PATHS, HF_CACHE_DIR, FileManifest, build_manifest
+from .manifest import DEFAULT_SIGNATURE, GIT_PATHS, HF_CACHE_DIR, FileManifest, build_manifest
 from .methods import SignWith
-from .verify import DEFAULT_SIGNATURE
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,16 @@ from pathlib import Path
 
 from ..findings import Finding, Location
 from ..rules import RuleSet
-from .manifest import GIT_PATHS, HF_CACHE_DIR, build_manifest, diff, is_ignored, model_files
+from .manifest import (
+    DEFAULT_SIGNATURE,
+    GIT_PATHS,
+    HF_CACHE_DIR,
+    build_manifest,
+    diff,
+    is_ignored,
+    model_files,
+)
 from .methods import VerifyWith, describe
-
-DEFAULT_SIGNATURE = "model.sig"
 
 VALID = "valid"
 UNSIGNED = "unsigned"
