@@ -298,3 +298,25 @@ def test_hostile_card_values_keep_the_document_valid(tmp_path: Path) -> None:
     bases = [c["name"] for c in components(doc, "machine-learning-model") if "modelCard" not in c]
     assert bases == ["org/ok-base"]
     assert [c["name"] for c in components(doc, "data")] == ["org/data"]
+
+
+def test_a_hugging_face_cache_snapshot_keeps_its_identity_and_facts(tmp_path: Path) -> None:
+    """The cache layout models--ORG--NAME/snapshots/<commit>/ links every file to
+    ../../blobs/: the card is read there, and the path names repo and commit."""
+    repo = tmp_path / "hub" / "models--acme--tiny-finetune"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for path in sorted((ROOT / TINY).iterdir()):
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        blob.write_bytes(path.read_bytes())
+        (snapshot / path.name).symlink_to(Path("../..") / "blobs" / blob.name)
+    text, doc = bom_of(str(snapshot))
+    assert_valid(text, "1.6")
+    (model,) = [m for m in components(doc, "machine-learning-model") if "modelCard" in m]
+    assert model["name"] == "acme/tiny-finetune" and model["version"] == commit
+    assert model["purl"] == f"pkg:huggingface/acme/tiny-finetune@{commit}"
+    assert props(model, "modeltrust:identity") == ["hugging face cache path (not checked against the Hub)"]
+    assert model["licenses"] == [{"license": {"id": "MIT"}}]
+    assert model["modelCard"]["modelParameters"]["task"] == "text-classification"

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from modeltrust.cli.bom_cmd import bom
 from modeltrust.cli.main import cli
+from modeltrust.cli.scan_cmd import scan
 
 from .bomcheck import EPOCH, assert_valid, check_golden, components, depends_on, props, sha256_of
 from .conftest import FIXTURES, ROOT
@@ -24,6 +25,7 @@ from bom_fixtures import dataset_files, model_files
 from hubserver import HubServer
 
 cli.add_command(bom)
+cli.add_command(scan)
 EVIL = (FIXTURES / "malicious" / "torch_zip_payload.pt").read_bytes()
 
 
@@ -146,3 +148,23 @@ def test_verified_hub_digests_are_reused_not_recomputed(
     monkeypatch.setattr(digests.PrefixHasher, "__init__", no_second_pass)
     _, doc = bom_of(hub, tmp_path, f"hf://acme/tiny-finetune@{commit(hub, 'acme/tiny-finetune')}")
     assert all(sha256_of(c) for c in components(doc, "file"))
+
+
+def test_scan_remote_bom_says_the_hashes_were_not_checked(hub: HubServer, tmp_path: Path) -> None:
+    """--remote reads only what the scanners need: the BOM then has no SHA-256
+    it could not vouch for, says so per file, and keeps the Hub's card facts."""
+    sha = commit(hub, "acme/tiny-finetune")
+    out = tmp_path / "remote.json"
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "SOURCE_DATE_EPOCH": EPOCH}
+    result = CliRunner().invoke(
+        cli, ["scan", "--remote", f"hf://acme/tiny-finetune@{sha}", "--bom", str(out)], env=env
+    )
+    assert result.exit_code in (0, 1), result.output
+    text = out.read_text()
+    assert_valid(text, "1.6")
+    doc = json.loads(text)
+    files = components(doc, "file")
+    assert files and all(sha256_of(f) is None for f in files)
+    assert all(props(f, "modeltrust:hub:hash") == ["not-checked"] for f in files)
+    model = next(m for m in components(doc, "machine-learning-model") if "modelCard" in m)
+    assert model["licenses"] == [{"license": {"id": "MIT"}}]  # from the Hub's card data

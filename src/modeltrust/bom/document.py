@@ -226,6 +226,8 @@ def _model(model: ModelEntry) -> Component:
         props += [_prop("card:library", card.library_name)] if card.library_name else []
         props += [_prop("card:language", lang) for lang in card.languages]
     props += [_prop("lineage:base-model", f"{b.repo_id} ({b.declared_in})") for b in model.bases]
+    if model.identity:
+        props.append(_prop("identity", model.identity))
     return Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
         name=model.name,
@@ -281,6 +283,8 @@ def _dataset(dataset: DatasetEntry) -> Component:
         refs.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(dataset.url)))
     card = dataset.card
     props = [_prop("dataset:scanned", "true" if dataset.scanned else "false")]
+    if dataset.identity:
+        props.append(_prop("identity", dataset.identity))
     if card is not None:
         props += [_prop("dataset:source", s) for s in card.source_datasets]
         props += [_prop("dataset:task-category", t) for t in card.task_categories]

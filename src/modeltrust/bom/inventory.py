@@ -26,6 +26,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?$")
 _WEIGHTS = {"safetensors", "gguf", "onnx", "pytorch", "pytorch-legacy", "pickle", "joblib", "hdf5", "keras",
             "tf-savedmodel", "savedmodel"}  # fmt: skip
 """Formats and scanners of model weights: a folder with any is a model."""
+_CACHE_SNAPSHOT = re.compile(
+    r"/(?P<kind>models|datasets)--(?P<repo>[^/]+)/snapshots/(?P<commit>[0-9a-f]{40})$"
+)
 _REPO_LEVEL_UNCHECKED = ("hub-unverified-offline", "hub-remote-unverified")
 
 
@@ -68,6 +71,8 @@ class DatasetEntry:
     url: str = ""
     summary: DatasetSummary | None = None
     """Features, splits and row counts from the data files' metadata."""
+    identity: str = ""
+    """Where the repo id and commit come from when not from the Hub itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,8 @@ class ModelEntry:
     bases: tuple[Lineage, ...] = ()
     datasets: tuple[str, ...] = ()
     """Dataset refs."""
+    identity: str = ""
+    """Where the repo id and commit come from when not from the Hub itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,17 @@ class _Target:
     record: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Any] = field(default_factory=dict)
     """relative name -> Artifact"""
+    cache: tuple[str, str, Path] | None = None
+    """A local Hugging Face cache snapshot: (repo id, commit, the repo's cache
+    folder), as its path says (not checked against the Hub)."""
+
+    @property
+    def repo_id(self) -> str:
+        return str(self.record.get("repo_id") or (self.cache[0] if self.cache else ""))
+
+    @property
+    def commit(self) -> str:
+        return str(self.record.get("commit") or (self.cache[1] if self.cache else ""))
 
 
 def hub_purl(repo_id: str, commit: str = "") -> str:
@@ -212,7 +230,9 @@ def _targets(report: ScanReport) -> list[_Target]:
             targets.append(_Target(text, kind, str(record.get("uri", "")) + "/", dict(record)))
         else:
             prefix = text if text.endswith("/") else text + "/"
-            targets.append(_Target(text, "model", prefix))
+            cache = _cache_snapshot(text)
+            kind = "dataset" if cache is not None and cache[3] == "datasets" else "model"
+            targets.append(_Target(text, kind, prefix, cache=cache[:3] if cache is not None else None))
     claimed: set[str] = set()
     for artifact in report.artifacts:
         for target in targets:
@@ -226,6 +246,22 @@ def _targets(report: ScanReport) -> list[_Target]:
             claimed.add(artifact.path)
             break
     return targets
+
+
+def _cache_snapshot(text: str) -> tuple[str, str, Path, str] | None:
+    """(repo id, commit, repo cache folder, kind) for a folder inside the
+    Hugging Face cache layout `models--ORG--NAME/snapshots/<commit>`."""
+    try:
+        path = Path(text).resolve()
+    except (OSError, RuntimeError):
+        return None
+    match = _CACHE_SNAPSHOT.search(path.as_posix())
+    if match is None or not path.is_dir():
+        return None
+    repo = match["repo"].replace("--", "/", 1)
+    if not _HUB_ID.match(repo):
+        return None
+    return repo, match["commit"], path.parents[1], match["kind"]
 
 
 def _names_record(text: str, record: dict[str, Any]) -> bool:
@@ -281,16 +317,16 @@ def _readable_files(target: _Target) -> dict[str, Path]:
     if target.record or not target.prefix:
         return files
     try:
-        root = Path(target.text).resolve()
+        # A cache snapshot's files link to the repo folder's blobs/.
+        root = target.cache[2] if target.cache is not None else Path(target.text).resolve()
         return {n: p for n, p in files.items() if p.resolve().is_relative_to(root)}
     except (OSError, RuntimeError):  # a link loop: read nothing
         return {}
 
 
 def _component_ref(target: _Target, is_dataset: bool, used: set[str]) -> str:
-    record = target.record
-    if record:
-        repo, commit = str(record.get("repo_id")), str(record.get("commit", ""))
+    if target.repo_id:
+        repo, commit = target.repo_id, target.commit
         ref = f"dataset:{repo}@{commit}" if is_dataset else hub_purl(repo, commit)
     else:
         name = PurePosixPath(target.text.rstrip("/")).name or target.text
@@ -320,8 +356,7 @@ def _model_entry(
             tuple(str(a) for a in archs) if isinstance(archs, list) else (),
             str(record.get("model_type") or ""),
         )
-    repo_id = str(record.get("repo_id", ""))
-    commit = str(record.get("commit", ""))
+    repo_id, commit = target.repo_id, target.commit
     name = repo_id or (card.name or card.title if card is not None else "")
     if not name:
         name = PurePosixPath(target.text.rstrip("/")).name or target.text
@@ -342,8 +377,13 @@ def _model_entry(
         files=file_refs,
         bases=bases,
         datasets=referenced,
+        identity=_identity(target),
     )
     return model, referenced
+
+
+def _identity(target: _Target) -> str:
+    return "hugging face cache path (not checked against the Hub)" if target.cache is not None else ""
 
 
 def _lineage(card: Card | None, config: ModelConfig | None, own_id: str) -> tuple[Lineage, ...]:
@@ -367,16 +407,16 @@ def _dataset_entry(
     endpoint: str,
     summary: DatasetSummary | None,
 ) -> DatasetEntry:
-    record = target.record
-    repo_id = str(record.get("repo_id") or PurePosixPath(target.text.rstrip("/")).name or target.text)
+    repo_id = target.repo_id or PurePosixPath(target.text.rstrip("/")).name or target.text
     return DatasetEntry(
         ref=ref,
         repo_id=repo_id,
-        version=str(record.get("commit", "")),
+        version=target.commit,
         card=card,
         files=file_refs,
         scanned=True,
-        url=f"{endpoint}/datasets/{repo_id}" if record else "",
+        url=f"{endpoint}/datasets/{repo_id}" if target.repo_id else "",
+        identity=_identity(target),
         summary=summary,
     )
 
