@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import __version__, detect
 from .config import ScanConfig
@@ -26,8 +26,21 @@ if TYPE_CHECKING:
     from .digests import HashPool, PrefixHasher
     from .sources.hub import Snapshot
 
-ProgressCallback = Callable[[str, int], None]
-"""Called before each file with (display path, size in bytes)."""
+
+class Progress(NamedTuple):
+    """Before each file: which one, and how far the scan is (files and bytes)."""
+
+    path: str
+    size: int
+    files_done: int
+    """Files finished before this one."""
+    total_files: int
+    bytes_done: int
+    total_bytes: int
+
+
+ProgressCallback = Callable[[Progress], None]
+"""Called before each file (and once more at the end, with files_done == total_files)."""
 
 
 def scan_reader(reader: ByteReader, location: Location, ctx: ScanContext, registry: Registry) -> str:
@@ -189,10 +202,12 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
     budget = Budget(limits.max_total_decompressed_bytes)  # for the whole scan
     items, snapshots, errors = _gather(config, findings, ruleset)
     hashes = _hash_pool(config)
+    done_bytes, total_bytes = 0, sum(item.size for item in items)
     with hashes or contextlib.nullcontext():
         for index, item in enumerate(items):
             if progress is not None:
-                progress(item.display, item.size)
+                progress(Progress(item.display, item.size, index, len(items), done_bytes, total_bytes))
+            done_bytes += item.size
             file_budget = Budget(min(limits.file_decompression_budget(item.size), budget.remaining))
             ctx = ScanContext(
                 ruleset,
@@ -222,6 +237,8 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
             local = str(item.path) if item.opener is None else None
             artifacts.append(Artifact(item.display, reader.size, fmt, covered, item.sha256, local))
     _scan_repositories(config, items, ScanContext(ruleset, config.limits, findings, nested, budget=budget))
+    if progress is not None:
+        progress(Progress("", 0, len(items), len(items), total_bytes, total_bytes))
     if hashes is not None:
         artifacts = [
             replace(a, sha256=hashes.results[i].sha256) if i in hashes.results else a

@@ -20,6 +20,7 @@ from .output import check_writable, write_atomic, write_stdout
 from .signature_options import signature_request, split_keys, verify_options
 
 if TYPE_CHECKING:
+    from ..engine import Progress
     from ..findings import ScanReport
     from ..rules import RuleSet
 
@@ -27,17 +28,34 @@ SEVERITIES = [s.label for s in Severity]
 
 
 def _progress(enabled: bool):  # type: ignore[no-untyped-def]
-    """A rich progress bar on stderr when it is a terminal, else nothing."""
+    """A progress bar on stderr when it is a terminal: files done of all, bytes,
+    and the time left (estimated from bytes, which dominate a scan)."""
     if not enabled or not sys.stderr.isatty():
         return None, None
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
-    bar = Progress(console=Console(stderr=True), transient=True)
-    task = bar.add_task("scanning", total=None)
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[files]}"),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("scanning", total=None, files="")
 
-    def update(path: str, size: int) -> None:
-        bar.update(task, advance=1, description=f"scanning {path[-60:]}")
+    def update(step: Progress) -> None:
+        name = step.path[-50:] if step.path else "done"
+        bar.update(
+            task,
+            total=step.total_bytes or None,
+            completed=step.bytes_done,
+            files=f"{step.files_done}/{step.total_files} files",
+            description=f"scanning {name}",
+        )
 
     return bar, update
 
