@@ -2,7 +2,7 @@
 
 `run_loader` loads a file with a real library (`pickle.load`,
 `torch.load(weights_only=False)`, `numpy.load(allow_pickle=True)`,
-`joblib.load`) in a subprocess whose working directory is a fresh temp dir,
+`joblib.load`, `pandas.read_pickle`) in a subprocess whose working directory is a fresh temp dir,
 under `sys.addaudithook`. The hook records every `pickle.find_class`
 (module, name) event - raised by the C and Python unpicklers with the names as
 written in the stream, before they are resolved - and every file the loader
@@ -36,9 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 MARKER = "modeltrust-pwned"
-LOADERS = ("pickle", "torch", "numpy", "joblib")
+LOADERS = ("pickle", "torch", "numpy", "joblib", "pandas")
 # The importable library each loader needs.
-_LIBRARY = {"pickle": "pickle", "torch": "torch", "numpy": "numpy", "joblib": "joblib"}
+_LIBRARY = {"pickle": "pickle", "torch": "torch", "numpy": "numpy", "joblib": "joblib", "pandas": "pandas"}
 
 Name = tuple[str, str]
 
@@ -407,6 +407,10 @@ def _load(loader: str, path: str) -> object:
         import joblib
 
         return joblib.load(path)
+    if loader == "pandas":  # read_pickle: compression inferred from the name
+        import pandas
+
+        return pandas.read_pickle(path)
     raise SystemExit(f"unknown loader {loader!r}")
 
 
@@ -418,6 +422,8 @@ def _preload(loader: str) -> None:
         import numpy.lib.format  # noqa: F401
     elif loader == "joblib":
         import joblib.numpy_pickle  # noqa: F401
+    elif loader == "pandas":
+        import pandas  # noqa: F401
 
 
 def _child(loader: str, path: str, out: str) -> None:
