@@ -89,9 +89,11 @@ def fuzz(
     seed: int = 0,
     before: Callable[[bytes], None] | None = None,
     after: Callable[[bytes, float], None] | None = None,
+    stats: Stats | None = None,
 ) -> Stats:
-    """Run seeds then mutants until the time or execution budget is spent."""
-    stats = Stats(target.name)
+    """Run seeds then mutants until the time or execution budget is spent
+    (into `stats` if given, so a caller can read them while it runs)."""
+    stats = stats if stats is not None else Stats(target.name)
     corpus = [s for s in target.seeds() if len(s) < (4 << 20)] or [b""]
     mutator = Mutator(seed, target.tokens)
     seen: set[frozenset[str]] = set()

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from modeltrust import detect
 from modeltrust.config import Limits
-from modeltrust.engine import scan_reader
+from modeltrust.engine import cap_findings, scan_reader
 from modeltrust.findings import Artifact, Finding, Location, ScanReport, Severity
 from modeltrust.reader import BytesReader, FileReader
 from modeltrust.rules import RuleSet, load_rules
 from modeltrust.scanners import Registry, ScanContext
+from modeltrust.scanners.base import Budget, Deadline, LimitReached
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 INPUT = "fuzz-input"
@@ -49,19 +50,23 @@ def registry() -> Registry:
     return Registry()
 
 
-def new_context(findings: list[Finding], limits: Limits | None = None) -> ScanContext:
+def new_context(findings: list[Finding], limits: Limits | None = None, size: int = 0) -> ScanContext:
+    """A context for one top-level file of `size` bytes, with the engine's budgets."""
     reg = registry()
+    limits = limits or Limits()
 
     def nested(reader: object, location: Location, ctx: ScanContext) -> str:
         return scan_reader(reader, location, ctx, reg)  # type: ignore[arg-type]
 
-    return ScanContext(rules(), limits or Limits(), findings, nested)
+    budget = Budget(limits.file_decompression_budget(size))
+    deadline = Deadline(limits.file_seconds(size))
+    return ScanContext(rules(), limits, findings, nested, budget=budget, deadline=deadline)
 
 
 def scan_as(fmt: str | None, data: bytes) -> list[Finding]:
     """Scan `data` with the scanner for `fmt` (None: detect it, as the engine does)."""
     findings: list[Finding] = []
-    ctx = new_context(findings)
+    ctx = new_context(findings, size=len(data))
     location = Location(INPUT)
     reader = BytesReader(data)
     if fmt is None:
@@ -70,7 +75,11 @@ def scan_as(fmt: str | None, data: bytes) -> list[Finding]:
         ctx.formats[str(location)] = fmt
         scanner = registry().for_format(fmt)
         assert scanner is not None, fmt
-        scanner.scan(reader, location, ctx)
+        try:
+            scanner.scan(reader, location, ctx)
+        except LimitReached as exc:  # as the engine reports it
+            ctx.report("scan-limit", location, str(exc), scanner.name)
+    cap_findings(findings, 0, ctx.limits.max_findings_per_rule)
     check_findings(findings)
     return findings
 
@@ -180,6 +189,8 @@ class Target:
     run: Callable[[bytes], list[Finding]]
     seeds: Callable[[], list[bytes]]
     tokens: tuple[bytes, ...] = field(default=())
+    smoke: int = 150
+    """Mutants in the test suite's smoke run (HDF5 runs a child process per input)."""
 
 
 def _scanner_target(fmt: str) -> Callable[[bytes], list[Finding]]:
@@ -213,7 +224,8 @@ def _template(data: bytes) -> list[Finding]:
     from modeltrust.scanners.template import check_template
 
     findings: list[Finding] = []
-    check_template(data.decode("utf-8", "surrogateescape"), Location(INPUT), new_context(findings), "fuzz")
+    ctx = new_context(findings, size=len(data))
+    check_template(data.decode("utf-8", "surrogateescape"), Location(INPUT), ctx, "fuzz")
     check_findings(findings)
     render_all(findings, len(data))
     return findings
@@ -223,7 +235,7 @@ def _keras_config(data: bytes) -> list[Finding]:
     from modeltrust.scanners import keras
 
     findings: list[Finding] = []
-    ctx = new_context(findings)
+    ctx = new_context(findings, size=len(data))
     config = keras.parse_config(data, Location(INPUT), ctx)
     if config is not None:
         keras.check_config(config, Location(INPUT), ctx)
@@ -293,7 +305,7 @@ def targets() -> dict[str, Target]:
         Target("keras", _scanner_target("zip"),
                lambda: [s for s in fixture_seeds("zip") if b"metadata.json" in s], _JSON_TOKENS),
         Target("keras-config", _keras_config, _keras_configs, _JSON_TOKENS),
-        Target("hdf5", _scanner_target("hdf5"), lambda: fixture_seeds("hdf5"), _JSON_TOKENS),
+        Target("hdf5", _scanner_target("hdf5"), lambda: fixture_seeds("hdf5"), _JSON_TOKENS, smoke=3),
         Target("template", _template, _templates, _JINJA_TOKENS),
         Target("json-config", _scanner_target("json"), lambda: fixture_seeds("json"), _JSON_TOKENS),
         Target("code", _scanner_target("python"), _python_seeds, _PYTHON_TOKENS),

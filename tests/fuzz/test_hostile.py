@@ -68,7 +68,7 @@ def test_manifest_lists_every_hostile_fixture() -> None:
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_reproducer_ends_in_findings(name: str) -> None:
-    report, elapsed = _scan(HOSTILE / name)
+    report, elapsed = _scan(HOSTILE / name, Limits(seconds_per_file=2.0))
     expected = set(MANIFEST[name]["expect"])  # type: ignore[arg-type]
     assert expected <= rule_ids(report), (MANIFEST[name]["broke"], rule_ids(report))
     assert elapsed < 5
@@ -127,6 +127,12 @@ def test_keras_config_nesting_is_a_limit_finding() -> None:
     report, _ = _scan(HOSTILE / "keras_config_deep.keras")
     [finding] = [f for f in report.findings if f.rule_id == "scan-limit"]
     assert finding.severity >= Severity.MEDIUM and "nests deeper" in finding.message
+
+
+def test_hdf5_reader_that_loops_forever_is_stopped() -> None:
+    report, elapsed = _scan(HOSTILE / "hdf5_heap_loop.h5", Limits(seconds_per_file=1.0))
+    [finding] = [f for f in report.findings if f.rule_id == "scan-limit"]
+    assert "did not finish" in finding.message and elapsed < 3
 
 
 def test_lzma_header_asking_for_a_4gb_dictionary() -> None:

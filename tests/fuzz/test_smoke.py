@@ -9,16 +9,14 @@ import pytest
 from .campaign import fuzz
 from .targets import targets
 
-MUTANTS = 150
-
 
 @pytest.mark.parametrize("name", sorted(targets()))
 def test_fuzz_target_smoke(name: str) -> None:
     target = targets()[name]
     seeds = target.seeds()
     assert seeds, f"target {name} has no seeds"
-    stats = fuzz(target, executions=len(seeds) + MUTANTS, seed=7)
-    assert stats.executions == len(seeds) + MUTANTS
+    stats = fuzz(target, executions=len(seeds) + target.smoke, seed=7)
+    assert stats.executions == len(seeds) + target.smoke
     failures = [f"{f.signature}: {f.message}" for f in stats.failures.values()]
     assert not failures, failures
     assert not stats.slow, [f"{seconds:.1f} s for {len(data)} bytes" for seconds, data in stats.slow]

@@ -5,6 +5,7 @@ scripts, and native executables or libraries among the artifacts."""
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..detect import EXECUTABLE
@@ -103,7 +104,9 @@ def parse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool
             subject=encoding,
         )
     try:
-        return ast.parse(source)
+        with warnings.catch_warnings():  # the file's invalid escapes are not ours to print
+            warnings.simplefilter("ignore")
+            return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         if claimed:
             line = getattr(exc, "lineno", None)

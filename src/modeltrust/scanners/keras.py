@@ -6,13 +6,13 @@ modules outside Keras, and switches that turn safe_mode off."""
 
 from __future__ import annotations
 
-import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from ..findings import Location
-from ..reader import ByteReader, ReaderIO
+from ..reader import ByteReader
 from ..sources.ziparchive import ZipArchive
 from .base import ScanContext
 
@@ -163,40 +163,130 @@ def scan_keras_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
             ctx.scan_member(reader, where, SCANNER)
 
 
+# h5py runs in a child process: libhdf5 can loop forever or crash on a crafted
+# file (a corrupt global heap behind a variable-length string attribute does),
+# and neither a time budget nor an exception handler reaches into C code. The
+# child asks this process for byte ranges, so it reads what h5py needs and no
+# more (HTTP ranges for remote files, a window of an archive member).
+_HDF5_CHILD = r"""
+import io, json, sys
+out_pipe, in_pipe = sys.stdout.buffer, sys.stdin.buffer
+
+class Remote(io.RawIOBase):
+    def __init__(self, size):
+        self.size, self.pos = size, 0
+    def readable(self): return True
+    def seekable(self): return True
+    def tell(self): return self.pos
+    def seek(self, offset, whence=0):
+        self.pos = max(0, {0: 0, 1: self.pos, 2: self.size}[whence] + offset)
+        return self.pos
+    def readinto(self, buffer):
+        out_pipe.write(b"R %d %d\n" % (self.pos, len(buffer))); out_pipe.flush()
+        n = int.from_bytes(in_pipe.read(4), "little")
+        data = in_pipe.read(n)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+def answer(result):
+    out_pipe.write(b"J " + json.dumps(result).encode() + b"\n"); out_pipe.flush()
+
+try:
+    import h5py
+except ImportError:
+    answer({"missing": True}); sys.exit(0)
+size, limit = int(sys.argv[1]), int(sys.argv[2])
+attrs = {}
+try:
+    with h5py.File(io.BufferedReader(Remote(size), 1 << 16), "r") as handle:
+        for key in ("model_config", "training_config"):
+            if key not in handle.attrs:
+                continue
+            if handle.attrs.get_id(key).get_storage_size() > limit:
+                attrs[key] = None  # a fixed-size attribute is allocated whole: not read
+                continue
+            value = handle.attrs[key]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "surrogateescape")
+            attrs[key] = value if isinstance(value, str) else str(value)
+except Exception as exc:
+    answer({"error": type(exc).__name__})
+else:
+    answer({"attrs": attrs})
+"""
+HDF5_SECONDS = 10.0
+"""Most time the HDF5 child may take (less if the file's time budget is shorter)."""
+_MAX_RANGE = 1 << 20
+
+
+def _hdf5_attrs(reader: ByteReader, limit: int, seconds: float) -> dict[str, object]:
+    """The Keras attributes of an HDF5 file, read by h5py in a child process
+    that is killed when `seconds` pass."""
+    import select
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-I", "-c", _HDF5_CHILD, str(reader.size), str(limit)]
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    end = time.monotonic() + seconds
+    try:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                return {"timeout": True}
+            line = proc.stdout.readline()
+            if line.startswith(b"R "):
+                offset, length = (int(n) for n in line.split()[1:3])
+                data = reader.read_at(offset, min(length, _MAX_RANGE))
+                proc.stdin.write(len(data).to_bytes(4, "little") + data)
+            elif line.startswith(b"J "):
+                result: dict[str, object] = json.loads(line[2:])
+                return result
+            else:  # the child died (a crash in libhdf5) or wrote nonsense
+                return {"crashed": proc.wait(timeout=5)}
+    except (OSError, ValueError):
+        return {"crashed": proc.poll()}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 class Hdf5Scanner:
     """HDF5 files: Keras (legacy) stores the architecture in the root
-    attributes `model_config` and `training_config`; weights are never read."""
+    attributes `model_config` and `training_config`; weights are never read.
+    h5py reads them in a child process, under a time limit."""
 
     name = "hdf5"
     formats = ("hdf5",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        try:
-            import h5py
-        except ImportError:
+        limit = ctx.limits.max_config_bytes
+        assert ctx.deadline is not None
+        seconds = max(1.0, min(HDF5_SECONDS, ctx.deadline.at - time.monotonic()))
+        result = _hdf5_attrs(reader, limit, seconds)
+        if result.get("missing"):
             ctx.report(
                 "scan-unverified", location, "HDF5 support is not installed (pip install h5py)", self.name
             )
             return
-        limit = ctx.limits.max_config_bytes
-        try:
-            with h5py.File(io.BufferedReader(ReaderIO(reader)), "r") as handle:
-                attrs = {
-                    key: handle.attrs[key] if handle.attrs.get_id(key).get_storage_size() <= limit else None
-                    for key in ("model_config", "training_config")
-                    if key in handle.attrs
-                }
-        except Exception as exc:  # noqa: BLE001 - h5py raises many types for corrupt files
-            ctx.report(
-                "keras-malformed", location, f"HDF5 file cannot be read: {type(exc).__name__}", self.name
-            )
+        if result.get("timeout"):
+            message = f"the HDF5 library did not finish reading the Keras attributes within {seconds:.0f} s"
+            ctx.report("scan-limit", location, message + " (a crafted file can make it loop)", self.name)
             return
-        for key, value in attrs.items():
-            if value is None:  # read nothing: a fixed-size attribute is allocated whole
+        if "crashed" in result or "error" in result:
+            what = result.get("error") or f"the HDF5 reader exited with {result.get('crashed')}"
+            ctx.report("keras-malformed", location, f"HDF5 file cannot be read: {what}", self.name)
+            return
+        attrs = result.get("attrs")
+        for key, value in attrs.items() if isinstance(attrs, dict) else ():
+            if value is None:
                 message = f"HDF5 attribute {key} is over the {limit}-byte config limit; it was not analysed"
                 ctx.report("scan-limit", location.within(f"@{key}"), message, self.name)
                 continue
-            raw = value if isinstance(value, (bytes, str)) else str(value)
-            config = parse_config(raw, location.within(f"@{key}"), ctx)
+            config = parse_config(str(value), location.within(f"@{key}"), ctx)
             if config is not None:
                 check_config(config, location.within(f"@{key}"), ctx)
