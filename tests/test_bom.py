@@ -320,3 +320,13 @@ def test_a_hugging_face_cache_snapshot_keeps_its_identity_and_facts(tmp_path: Pa
     assert props(model, "modeltrust:identity") == ["hugging face cache path (not checked against the Hub)"]
     assert model["licenses"] == [{"license": {"id": "MIT"}}]
     assert model["modelCard"]["modelParameters"]["task"] == "text-classification"
+
+
+def test_every_scanned_file_is_a_file_component() -> None:
+    targets = [TINY, "fixtures/bom/tiny-data", "fixtures/benign/chatml.gguf", "./examples/tiny-model/"]
+    _, doc = bom_of(*targets)
+    report = json.loads(run("scan", *targets, "--format", "json", "--hash").stdout)
+    expected = sorted(a["sha256"] for a in report["artifacts"])
+    assert sorted(sha256_of(c) or "" for c in components(doc, "file")) == expected
+    heads = depends_on(doc, "root")
+    assert len(heads) == 4  # three models and one dataset, each a head of the root

@@ -168,3 +168,17 @@ def test_scan_remote_bom_says_the_hashes_were_not_checked(hub: HubServer, tmp_pa
     assert all(props(f, "modeltrust:hub:hash") == ["not-checked"] for f in files)
     model = next(m for m in components(doc, "machine-learning-model") if "modelCard" in m)
     assert model["licenses"] == [{"license": {"id": "MIT"}}]  # from the Hub's card data
+
+
+def test_a_local_folder_named_like_a_repo_is_not_the_hub_repo(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = tmp_path / "acme" / "tiny-finetune"
+    local.mkdir(parents=True)
+    for name, data in model_files().items():
+        (local / name).write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    sha = commit(hub, "acme/tiny-finetune")
+    _, doc = bom_of(hub, tmp_path, "acme/tiny-finetune", f"hf://acme/tiny-finetune@{sha}")
+    refs = {m["bom-ref"] for m in components(doc, "machine-learning-model") if "modelCard" in m}
+    assert refs == {"model:tiny-finetune", f"pkg:huggingface/acme/tiny-finetune@{sha}"}

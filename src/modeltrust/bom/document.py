@@ -357,7 +357,7 @@ def _dependencies(inventory: Inventory) -> list[Dependency]:
         return Dependency(ref=BomRef(ref), dependencies=[Dependency(ref=BomRef(r)) for r in sorted(set(on))])
 
     heads = [m.ref for m in inventory.models] + [d.ref for d in inventory.datasets if d.scanned]
-    deps = [dep("root", heads)]
+    deps = [dep("root", [*heads, *inventory.loose_files])]
     for model in inventory.models:
         deps.append(dep(model.ref, [*model.files, *(b.ref for b in model.bases), *model.datasets]))
     for dataset in inventory.datasets:

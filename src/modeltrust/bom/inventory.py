@@ -12,6 +12,7 @@ of its own.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -115,6 +116,8 @@ class Inventory:
     files: tuple[FileEntry, ...]
     issues: tuple[Issue, ...]
     targets: tuple[str, ...] = ()
+    loose_files: tuple[str, ...] = ()
+    """Refs of files no target claims (listed under the root rather than lost)."""
     mtime: float = 0.0
     """Newest modification time of the scanned files (a reproducible timestamp)."""
     hub_time: str = ""
@@ -198,6 +201,12 @@ def build_inventory(report: ScanReport, endpoint: str | None = None) -> Inventor
         models.append(model)
         for repo_id in referenced:
             datasets.setdefault(repo_id, _referenced_dataset(repo_id, endpoint))
+    loose = [a for a in report.artifacts if a.path not in owners]
+    for artifact in loose:  # no target claims it: still listed, under the root
+        ref = f"root#file:{artifact.path}"
+        files.append(FileEntry(ref, artifact.path, artifact.size, artifact.sha256, artifact.format,
+                               artifact.scanner, "", data_files.get(artifact.path)))  # fmt: skip
+        owners[artifact.path] = ref
     models = _with_dataset_refs(models, datasets)
     issues = _issues(report, owners, repo_refs, targets)
     kind = "dataset" if targets and all(t.kind == "dataset" for t in targets) else "model"
@@ -211,6 +220,7 @@ def build_inventory(report: ScanReport, endpoint: str | None = None) -> Inventor
         datasets=tuple(sorted(datasets.values(), key=lambda d: d.ref)),
         files=tuple(files),
         issues=tuple(issues),
+        loose_files=tuple(f"root#file:{a.path}" for a in loose),
         targets=report.targets,
         mtime=_newest_mtime(report),
         hub_time=max(commit_times, default=""),
@@ -233,18 +243,15 @@ def _targets(report: ScanReport) -> list[_Target]:
             cache = _cache_snapshot(text)
             kind = "dataset" if cache is not None and cache[3] == "datasets" else "model"
             targets.append(_Target(text, kind, prefix, cache=cache[:3] if cache is not None else None))
-    claimed: set[str] = set()
     for artifact in report.artifacts:
         for target in targets:
             if artifact.path == target.text and not target.record:
                 target.prefix = ""
                 target.files[""] = artifact
-            elif artifact.path.startswith(target.prefix):
+                break
+            if artifact.path.startswith(target.prefix):
                 target.files[artifact.path[len(target.prefix) :]] = artifact
-            else:
-                continue
-            claimed.add(artifact.path)
-            break
+                break
     return targets
 
 
@@ -265,13 +272,16 @@ def _cache_snapshot(text: str) -> tuple[str, str, Path, str] | None:
 
 
 def _names_record(text: str, record: dict[str, Any]) -> bool:
-    repo = str(record.get("repo_id", ""))
-    kind = "datasets/" if record.get("repo_type") == "dataset" else ""
-    plain = text.strip()
-    for form in (f"hf://{kind}{repo}", f"/{kind}{repo}", f"{repo}"):
-        if form in plain and (kind or "datasets/" not in plain):
-            return True
-    return False
+    """Whether target `text` is the Hub repo of this source record (parsed as the
+    engine parses targets; an existing local path is never a Hub target)."""
+    from ..sources.hub import parse_target
+
+    hub = parse_target(text) or (None if os.path.exists(text) else parse_target(text, assume_hub=True))
+    return (
+        hub is not None
+        and hub.repo_id == record.get("repo_id")
+        and hub.repo_type == (record.get("repo_type") or "model")
+    )
 
 
 def _card(local_files: dict[str, Path], record: dict[str, Any]) -> Card | None:
