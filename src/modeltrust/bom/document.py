@@ -228,6 +228,7 @@ def _model(model: ModelEntry) -> Component:
     props += [_prop("lineage:base-model", f"{b.repo_id} ({b.declared_in})") for b in model.bases]
     if model.identity:
         props.append(_prop("identity", model.identity))
+    props += [_prop(name, value) for name, value in model.hub_facts]
     return Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
         name=model.name,

@@ -94,6 +94,8 @@ class ModelEntry:
     """Dataset refs."""
     identity: str = ""
     """Where the repo id and commit come from when not from the Hub itself."""
+    hub_facts: tuple[tuple[str, str], ...] = ()
+    """What the Hub said about the repo: requested revision, gating, last change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,8 +390,24 @@ def _model_entry(
         bases=bases,
         datasets=referenced,
         identity=_identity(target),
+        hub_facts=_hub_facts(record),
     )
     return model, referenced
+
+
+def _hub_facts(record: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    facts = []
+    if record:
+        facts.append(("hub:requested-revision", str(record.get("requested_revision") or "main")))
+    for key, name in (
+        ("gated", "hub:gated"),
+        ("private", "hub:private"),
+        ("last_modified", "hub:last-modified"),
+    ):
+        value = record.get(key)
+        if value is not None:
+            facts.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+    return tuple(facts)
 
 
 def _identity(target: _Target) -> str:
