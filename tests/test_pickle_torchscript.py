@@ -17,6 +17,7 @@ def rules_without_torchscript_entries() -> RuleSet:
     rules = load_rules()
     rules.allow = [e for e in rules.allow if not e.pattern.module.startswith("__torch__")]
     rules._exact = None
+    rules._glob_index = None
     rules._cache.clear()
     return rules
 

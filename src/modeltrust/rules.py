@@ -187,6 +187,12 @@ class RuleSet:
     _cache: dict[tuple[str, str], ImportVerdict] = field(default_factory=dict, repr=False)
     _exact: dict[tuple[str, str], AllowEntry] | None = field(default=None, repr=False)
     _deny_index: dict[str, list[tuple[int, ImportPattern, Rule]]] | None = field(default=None, repr=False)
+    # `*:name` deny patterns without globs, keyed by name.
+    _deny_any_name: dict[str, list[tuple[int, ImportPattern, Rule]]] = field(default_factory=dict, repr=False)
+    # How many components of a module name the deny index can match.
+    _deny_depth: int = field(default=0, repr=False)
+    # Version 1 glob entries keyed by their module's first component ("" if it is a glob).
+    _glob_index: dict[str, list[tuple[int, AllowEntry]]] | None = field(default=None, repr=False)
 
     def rule(self, rule_id: str) -> Rule:
         try:
@@ -221,23 +227,39 @@ class RuleSet:
             entry = exact.get(reading)
             if entry is not None:
                 return entry.verdict()
-        for entry in self.allow:
-            if entry.exact:
-                continue
+        globs = self._glob_entries()
+        if globs:
             for mod, attr in readings[:3]:
-                if _allow_matches(entry.pattern, mod, attr):
-                    return entry.verdict()
+                candidates = globs.get(mod.partition(".")[0], []) + globs.get("", [])
+                for _, entry in sorted(candidates, key=lambda item: item[0]):
+                    if _allow_matches(entry.pattern, mod, attr):
+                        return entry.verdict()
         return ImportVerdict(Verdict.UNKNOWN)
+
+    def _glob_entries(self) -> dict[str, list[tuple[int, AllowEntry]]]:
+        if self._glob_index is None:
+            index: dict[str, list[tuple[int, AllowEntry]]] = {}
+            for order, entry in enumerate(self.allow):
+                if not entry.exact:
+                    head = entry.pattern.module.partition(".")[0]
+                    key = "" if any(c in head for c in "*?[") else head
+                    index.setdefault(key, []).append((order, entry))
+            self._glob_index = index
+        return self._glob_index
 
     def _denied(self, readings: list[tuple[str, str]]) -> ImportVerdict | None:
         """The first deny pattern (in file order) any reading matches."""
         index = self._deny_patterns_by_module()
         # Only prefixes as deep as a pattern's module can match: a crafted name
         # of thousands of dots must not cost thousands of joins per reading.
-        depth = max((name.count(".") + 1 for name in index), default=0)
+        depth = self._deny_depth
         best: tuple[int, ImportPattern, Rule] | None = None
         for mod, attr in readings:
             candidates = list(index.get("*", ()))
+            candidates.extend(self._deny_any_name.get(attr, ()))
+            last = attr.rpartition(".")[2]
+            if last != attr:
+                candidates.extend(self._deny_any_name.get(last, ()))
             parts = mod.split(".", depth)
             for i in range(1, min(len(parts), depth) + 1):
                 candidates.extend(index.get(".".join(parts[:i]), ()))
@@ -254,8 +276,14 @@ class RuleSet:
         name's prefixes instead of every pattern."""
         if self._deny_index is None:
             index: dict[str, list[tuple[int, ImportPattern, Rule]]] = {}
+            any_name: dict[str, list[tuple[int, ImportPattern, Rule]]] = {}
             for order, (pattern, rule) in enumerate(self.deny):
-                index.setdefault(pattern.module, []).append((order, pattern, rule))
+                if pattern.module == "*" and not any(c in pattern.name for c in "*?["):
+                    any_name.setdefault(pattern.name, []).append((order, pattern, rule))
+                else:
+                    index.setdefault(pattern.module, []).append((order, pattern, rule))
+            self._deny_any_name = any_name
+            self._deny_depth = max((name.count(".") + 1 for name in index), default=0)
             self._deny_index = index
         return self._deny_index
 
@@ -374,6 +402,7 @@ def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) 
     ruleset.sources.append(source)
     ruleset._exact = None
     ruleset._deny_index = None
+    ruleset._glob_index = None
     ruleset._cache.clear()
 
 

@@ -18,6 +18,7 @@ compiler is available.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 
@@ -32,15 +33,29 @@ SCANNER = "pickle"
 KEEP_ITEMS = 64
 # Strings longer than this are not decoded (a module name never is).
 KEEP_TEXT = 4096
-# Line arguments (GLOBAL, INST, protocol 0 values) longer than this are corrupt.
-MAX_LINE = 16384
+# Line arguments (GLOBAL, INST, protocol 0 values) have no length limit in
+# _pickle: a line longer than the chunk makes the walk read a larger one, up to
+# this many bytes (beyond it, the rest is reported unanalysed).
+MAX_LINE = 32 << 20
 # Nested pickles inside pickles (bytes handed to loads) are followed this deep.
 MAX_NESTING = 8
 # The walk reads this much at a time; an opcode that starts within MARGIN of a
 # chunk's end is re-read at the start of the next chunk, so every opcode's
-# inline arguments (two lines at most) are always inside the chunk.
+# fixed-size arguments and kept text are inside the chunk (a line that is not
+# makes the walk re-read a chunk that holds it).
 CHUNK = 16 << 20
-MARGIN = 2 * MAX_LINE + KEEP_TEXT + 64
+MIN_CHUNK = 64 << 10
+MARGIN = KEEP_TEXT + 64
+# Budgets, checked every WINDOW bytes of opcodes: values the model holds (stack,
+# marks, memo), open MARKs, bytes of nested pickles and folded payloads per
+# file, findings per rule and distinct names per stream.
+WINDOW = 256 << 10
+MAX_VALUES = 1_000_000
+MAX_MARKS = 100_000
+MAX_NESTED_BYTES = 256 << 20
+MAX_FOLD_DEPTH = 64
+MAX_FINDINGS_PER_RULE = 100
+MAX_NAMES = 50_000
 
 
 # Little-endian integers by shifts: native arithmetic once compiled.
@@ -144,9 +159,25 @@ class Persistent:
 
 
 class Malformed(Exception):
+    """Where _pickle raises too: the load ends here, nothing after it runs.
+    `truncated`: the data ended (a bound of ours, or the file's end)."""
+
+    def __init__(self, message: str, offset: int, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.truncated = truncated
+
+
+class LimitReached(Exception):
+    """A budget of the walk ran out where the real loader would go on."""
+
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.offset = offset
+
+
+class NeedMore(Exception):
+    """A line argument runs past the chunk: re-read a larger one."""
 
 
 def describe(value: object, depth: int = 0) -> str:
@@ -189,6 +220,18 @@ class PickleStats:
         # Helpers not on the allowlist that a rule accepted for how they were
         # called (Cython __pyx_unpickle_X(X, ...), sklearn newObj(X)).
         self.vouched: set[tuple[str, str]] = set()
+        # Distinct unknown names not recorded once MAX_NAMES were.
+        self.names_dropped = 0
+
+
+class SharedBudget:
+    """Bounds shared by a stream and every pickle nested in it."""
+
+    def __init__(self) -> None:
+        self.nested_bytes = MAX_NESTED_BYTES
+        # (length, hash) of nested payloads already walked: a memoised payload
+        # handed to loads a million times is walked once.
+        self.seen: set[tuple[int, int]] = set()
 
 
 # A container's hook for BUILD: (target, state, absolute offset after the
@@ -215,6 +258,7 @@ class PickleContext:
         max_bytes: int = 1 << 30,
         chunk_size: int = CHUNK,
         torchscript: bool = False,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.rules = rules
         # TorchScript archives name their classes `__torch__.*`; torch.jit.load
@@ -238,6 +282,10 @@ class PickleContext:
         # The modelled value of the last pickle walked (its top of stack at STOP).
         self.result: object = None
         self.reported: set[tuple[str, str, str]] = set()
+        self.shared = shared if shared is not None else SharedBudget()
+        # Findings per rule id, and how many past MAX_FINDINGS_PER_RULE were not listed.
+        self.counts: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
 
     def report(
         self,
@@ -248,12 +296,18 @@ class PickleContext:
         severity: Severity | None = None,
         once_key: str | None = None,
     ) -> None:
-        """Add a finding; with `once_key`, only the first of its kind per stream."""
+        """Add a finding; with `once_key`, only the first of its kind per stream.
+        Past MAX_FINDINGS_PER_RULE of one rule, findings are counted, not listed."""
+        count = self.counts.get(rule_id, 0)
+        if count >= MAX_FINDINGS_PER_RULE:
+            self.suppressed[rule_id] = self.suppressed.get(rule_id, 0) + 1
+            return
         if once_key is not None:
             key = (rule_id, subject, once_key)
             if key in self.reported:
                 return
             self.reported.add(key)
+        self.counts[rule_id] = count + 1
         rule = self.rules.rule(rule_id)
         self.findings.append(
             Finding(
@@ -349,13 +403,17 @@ def _called_positions(func: Ref) -> tuple[int, ...]:
 
 def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
     """Report denied imports at once; unknown ones wait to see if they are called."""
-    seen = ctx.stats.imports.get((ref.module, ref.name))
-    if seen is None:
-        ctx.stats.imports[(ref.module, ref.name)] = [1, ref.offset]
-    else:
+    key = (ref.module, ref.name)
+    seen = ctx.stats.imports.get(key)
+    if seen is not None:
         seen[0] += 1
-    if ref.verdict.verdict is Verdict.DENIED:
-        ctx.stats.denied.setdefault((ref.module, ref.name), [opcode, ref.offset, ""])
+    elif len(ctx.stats.imports) < MAX_NAMES:
+        ctx.stats.imports[key] = [1, ref.offset]
+    elif ref.verdict.verdict is Verdict.UNKNOWN:
+        ctx.stats.names_dropped += 1
+    denied = ctx.stats.denied
+    if ref.verdict.verdict is Verdict.DENIED and (key in denied or len(denied) < MAX_NAMES):
+        denied.setdefault(key, [opcode, ref.offset, ""])
 
 
 def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
@@ -403,40 +461,73 @@ def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opc
 # --- constant folding of bytes arguments, for nested payloads ------------------------
 
 
-def _fold_bytes(value: object, budget: int = 64 << 20) -> bytes | None:
-    """The bytes a value evaluates to, where that is a pure, bounded transform."""
+_B64 = {("base64", "b64decode"), ("base64", "standard_b64decode")}
+_B64_URL = ("base64", "urlsafe_b64decode")
+_HEX = {("binascii", "unhexlify"), ("binascii", "a2b_hex"), ("builtins", "bytes.fromhex")}
+_ZLIB = ("zlib", "decompress")
+_ENCODE = {("_codecs", "encode"), ("codecs", "encode")}
+_FOLDABLE = _B64 | _HEX | _ENCODE | {_B64_URL, _ZLIB}
+
+
+def _fold_bytes(value: object, budget: int) -> bytes | None:
+    """The bytes a value evaluates to, where that is a chain of pure, bounded
+    transforms (base64/hex/zlib of a constant). Iterative: a chain as long as
+    the stream allows costs no recursion."""
+    chain: list[tuple[str, str]] = []
+    leaf: object = value
+    while isinstance(leaf, Call) and isinstance(leaf.func, Ref):
+        name = (leaf.func.module, leaf.func.name)
+        args = leaf.args
+        if name not in _FOLDABLE or type(args) is not tuple or not args or len(chain) >= MAX_FOLD_DEPTH:
+            return None
+        if name in _ENCODE:
+            encoding = args[1] if len(args) > 1 and isinstance(args[1], str) else "utf-8"
+            if not isinstance(args[0], str) or encoding.replace("-", "").lower() not in {
+                "latin1",
+                "latin_1",
+                "iso88591",
+            }:
+                return None
+            chain.append(name)
+            leaf = args[0]
+            break
+        chain.append(name)
+        leaf = args[0]
+    data: bytes | str
+    if isinstance(leaf, BytesValue):
+        if leaf.length > budget:
+            return None
+        data = leaf.tobytes()
+    elif isinstance(leaf, str) and chain:
+        data = leaf
+    else:
+        return None
+    for name in reversed(chain):
+        folded = _apply_fold(name, data, budget)
+        if folded is None:
+            return None
+        data = folded
+    return data if isinstance(data, bytes) else None
+
+
+def _apply_fold(name: tuple[str, str], data: bytes | str, budget: int) -> bytes | None:
     import base64
     import binascii
     import zlib
 
-    if isinstance(value, BytesValue):
-        return value.tobytes() if value.length <= budget else None
-    if not isinstance(value, Call) or not isinstance(value.func, Ref):
-        return None
-    func, args = value.func, value.args
-    if type(args) is not tuple or not args:
-        return None
-    name = (func.module, func.name)
-    first = args[0]
     try:
-        if name in {("_codecs", "encode"), ("codecs", "encode")} and isinstance(first, str):
-            encoding = args[1] if len(args) > 1 and isinstance(args[1], str) else "utf-8"
-            if encoding.replace("-", "").lower() in {"latin1", "latin_1", "iso88591"}:
-                return first.encode("latin-1")
-            return None
-        inner: bytes | str | None = first if isinstance(first, str) else _fold_bytes(first, budget)
-        if inner is None:
-            return None
-        if name in {("base64", "b64decode"), ("base64", "standard_b64decode")}:
-            return base64.b64decode(inner)
-        if name == ("base64", "urlsafe_b64decode"):
-            return base64.urlsafe_b64decode(inner)
-        if name in {("binascii", "unhexlify"), ("binascii", "a2b_hex")}:
-            return binascii.unhexlify(inner)
-        if name in {("builtins", "bytes.fromhex")} and isinstance(inner, str):
-            return bytes.fromhex(inner)
-        if name in {("zlib", "decompress")} and isinstance(inner, bytes):
-            return zlib.decompressobj().decompress(inner, budget)
+        if name in _ENCODE:
+            return data.encode("latin-1") if isinstance(data, str) else None
+        if name in _B64:
+            return base64.b64decode(data)
+        if name == _B64_URL:
+            return base64.urlsafe_b64decode(data)
+        if name == ("builtins", "bytes.fromhex"):
+            return bytes.fromhex(data) if isinstance(data, str) else None
+        if name in _HEX:
+            return binascii.unhexlify(data)
+        if name == _ZLIB and isinstance(data, bytes):
+            return zlib.decompressobj().decompress(data, budget)
     except (ValueError, TypeError, UnicodeError, zlib.error):  # binascii.Error is a ValueError
         return None
     return None
@@ -449,7 +540,9 @@ def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: in
         return
     if type(args) is not tuple or not args:
         return
-    payload = _fold_bytes(args[0])
+    payload = _fold_bytes(args[0], min(64 << 20, max(ctx.shared.nested_bytes, 0)))
+    if payload is not None:
+        ctx.shared.nested_bytes -= len(payload)
     if key in _CODE_LOADERS:
         detail = f"{len(payload)} bytes of" if payload is not None else "a computed"
         ctx.report(
@@ -470,11 +563,21 @@ def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: in
                 subject=func.dotted,
             )
         return
-    if ctx.nested_depth >= MAX_NESTING:
+    if ctx.nested_depth >= MAX_NESTING or ctx.shared.nested_bytes < 0:
+        too_deep = ctx.nested_depth >= MAX_NESTING
+        what = f"deeper than {MAX_NESTING} levels" if too_deep else "past the byte budget"
         ctx.report(
-            "pickle-opcode-limit", offset, "nested pickles go deeper than the nesting limit", func.dotted
+            "pickle-opcode-limit",
+            offset,
+            f"bytes passed to {func.dotted} are a nested pickle {what}: not analysed",
+            func.dotted,
+            once_key="nesting",
         )
         return
+    seen = (len(payload), hash(payload))
+    if seen in ctx.shared.seen:
+        return  # walked already, findings reported there
+    ctx.shared.seen.add(seen)
     nested_location = ctx.location.within(f"<nested pickle passed to {func.dotted} @{offset}>")
     if key in _TORCH_BYTES_LOADERS and ctx.scan_bytes is not None:
         ctx.scan_bytes(payload, nested_location)
@@ -487,6 +590,7 @@ def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: in
         nested_depth=ctx.nested_depth + 1,
         max_bytes=ctx.max_bytes,
         scan_bytes=ctx.scan_bytes,
+        shared=ctx.shared,
     )
     scan_pickle_stream(nested, 0, len(payload))
     finish(nested)
@@ -508,16 +612,108 @@ def _decode_string_literal(raw: bytes, offset: int) -> str | BytesValue:
         return BytesValue(BytesReader(value), 0, len(value), text=True)
 
 
-def _decode_int_line(raw: bytes, offset: int) -> int | bool:
-    text = raw.rstrip(b"L")
-    if raw == b"00":
-        return False
-    if raw == b"01":
-        return True
+# _pickle reads a line into a C string: parsing stops at an embedded NUL.
+def _c_string(line: bytes) -> bytes:
+    nul = line.find(b"\0")
+    return line if nul < 0 else line[:nul]
+
+
+_C_SPACE = b" \t\n\v\f\r"
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+_LONG_MIN = -(1 << 63)
+_LONG_MAX = (1 << 63) - 1
+
+
+def _strtol0(text: bytes) -> tuple[int, int] | None:
+    """C strtol(text, &end, 0): (value, end index), or None when no digits
+    were read or the value overflows a C long (then _pickle falls back)."""
+    i, n = 0, len(text)
+    while i < n and text[i] in _C_SPACE:
+        i += 1
+    negative = False
+    if i < n and text[i] in b"+-":
+        negative = text[i] == 0x2D
+        i += 1
+    base = 10
+    digits = b"0123456789"
+    if i < n and text[i] == 0x30:  # '0'
+        if i + 2 < n and text[i + 1] in b"xX" and text[i + 2] in _HEX_DIGITS:
+            base, digits, i = 16, _HEX_DIGITS, i + 2
+        else:
+            base, digits = 8, b"01234567"
+    start = i
+    while i < n and text[i] in digits:
+        i += 1
+    if i == start:
+        return None
+    value = int(text[start:i], base)
+    value = -value if negative else value
+    if not _LONG_MIN <= value <= _LONG_MAX:
+        return None
+    return value, i
+
+
+def _pylong(text: bytes, base: int, offset: int) -> int:
+    """PyLong_FromString(text, NULL, base): int() of bytes is that function."""
     try:
-        return int(text)
+        return int(text, base)
     except ValueError:
-        raise Malformed(f"bad integer literal {raw[:20]!r}", offset) from None
+        raise Malformed(f"bad integer literal {text[:20]!r}", offset) from None
+
+
+def _decode_int_line(raw: bytes, offset: int) -> int | bool:
+    """INT exactly as _pickle's load_int: C strtol in base 0 (so `I0x1` and
+    octal `I010` load), falling back to Python's int() in base 0; `00`/`01`
+    style lines of two characters are the booleans of protocol 0."""
+    if not raw:
+        raise Malformed("INT with an empty line", offset)
+    text = _c_string(raw)
+    # strtol that reads no digit leaves its end at the start: fine for _pickle
+    # if that is the NUL ending the C string (the value is then 0).
+    parsed = _strtol0(text) if text else (0, 0)
+    if parsed is not None and parsed[1] == len(text):
+        value = parsed[0]
+        if len(raw) == 2 and value in (0, 1):
+            return value == 1
+        return value
+    return _pylong(text, 0, offset)
+
+
+def _decode_long_line(raw: bytes, offset: int) -> int:
+    """LONG as load_long: one trailing 'L' dropped, then int() in base 0."""
+    if not raw:
+        raise Malformed("LONG with an empty line", offset)
+    if raw[-1:] == b"L":
+        raw = raw[:-1]
+    return _pylong(_c_string(raw), 0, offset)
+
+
+_FLOAT_TEXT = re.compile(
+    rb"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE
+)
+
+
+def _check_float_line(raw: bytes, offset: int) -> None:
+    """FLOAT as load_float: PyOS_string_to_double must read the whole line (no
+    spaces, no underscores) and not overflow."""
+    text = _c_string(raw)
+    if not raw or _FLOAT_TEXT.fullmatch(text) is None:
+        raise Malformed(f"bad float literal {text[:20]!r}", offset)
+    numeric = text.lstrip(b"+-")[:1] in b"0123456789."
+    if numeric and float(text) in (float("inf"), float("-inf")):
+        raise Malformed(f"float literal {text[:20]!r} overflows", offset)
+
+
+def _memo_key(raw: bytes, offset: int, put: bool) -> int:
+    """GET/PUT's line: PyLong_FromString in base 10; PUT refuses negatives."""
+    if not raw:
+        raise Malformed("memo index line is empty", offset)
+    key = _pylong(_c_string(raw), 10, offset)
+    if put and key < 0:
+        raise Malformed("negative PUT argument", offset)
+    if key > _LONG_MAX:  # PyLong_AsSsize_t overflows
+        raise Malformed("memo index does not fit a C ssize_t", offset)
+    return key
 
 
 def _decode_long_bytes(raw: bytes) -> int:
@@ -538,19 +734,15 @@ class WalkState:
         self.metastack: list[list[object]] = []
         self.memo: dict[int, object] = {}
         self.done = False
+        # Bytes the next chunk must hold (a line ran past the last one).
+        self.need = 0
 
 
 def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: int = 0) -> int:
     """Walk every pickle in ctx.reader from `start` until `end` or non-pickle
     data (or after `max_pickles`, if set), reporting into ctx. Returns where
     analysis stopped. Offsets in findings are offsets in the reader."""
-    if end - start > ctx.max_bytes:
-        ctx.report(
-            "pickle-opcode-limit",
-            start + ctx.max_bytes,
-            f"only the first {ctx.max_bytes} of {end - start} bytes were analysed",
-        )
-        end = start + ctx.max_bytes
+    bound = min(end, start + ctx.max_bytes)
     pos = start
     while pos < end:
         if pos > start and not _looks_like_pickle_start(ctx.reader.read_at(pos, 2)):
@@ -561,15 +753,32 @@ def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: in
                 once_key="trailing",
             )
             return pos
+        if pos >= bound:
+            _report_bound(ctx, bound, end - start)
+            return pos
         try:
-            pos = walk_pickle(ctx, pos, end)
+            pos = walk_pickle(ctx, pos, bound)
         except Malformed as exc:
-            ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
+            if exc.truncated and bound < end:
+                _report_bound(ctx, bound, end - start)
+            else:
+                ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
+            return end
+        except LimitReached as exc:
+            ctx.report("pickle-opcode-limit", exc.offset, f"{exc}; the loader goes on, unanalysed")
             return end
         ctx.stats.pickles += 1
         if ctx.stats.pickles == max_pickles:
             break
     return pos
+
+
+def _report_bound(ctx: PickleContext, bound: int, size: int) -> None:
+    ctx.report(
+        "pickle-opcode-limit",
+        bound,
+        f"only the first {ctx.max_bytes} of {size} bytes were analysed; the loader reads on",
+    )
 
 
 def walk_pickle(ctx: PickleContext, start: int, end: int) -> int:
@@ -578,17 +787,40 @@ def walk_pickle(ctx: PickleContext, start: int, end: int) -> int:
     state = WalkState()
     pos = start
     while True:
-        want = min(max(ctx.chunk_size, 2 * MARGIN), end - pos)
+        want = min(max(ctx.chunk_size, MIN_CHUNK, state.need), end - pos)
         chunk = ctx.reader.read_at(pos, want)
         final = pos + len(chunk) >= end or len(chunk) < want
         limit = len(chunk) if final else len(chunk) - MARGIN
-        pos += _walk(chunk, pos, limit, final, state, ctx)
+        state.need = 0
+        rel = 0
+        while rel < limit:
+            # In windows, so that the budgets are checked as the model grows.
+            rel = _walk(chunk, pos, rel, min(limit, rel + WINDOW), final, state, ctx)
+            if state.done or state.need:
+                break
+            _check_budgets(state, pos + rel)
+        pos += rel
         if state.done:
             return pos
+        if state.need:
+            if state.need > MAX_LINE:
+                raise LimitReached(f"a line argument is longer than {MAX_LINE} bytes", pos)
+            continue
         if final:
             if pos > end:
-                raise Malformed("stream ends inside an opcode argument", end)
-            raise Malformed("stream ends without a STOP opcode", pos)
+                raise Malformed("stream ends inside an opcode argument", end, truncated=True)
+            raise Malformed("stream ends without a STOP opcode", pos, truncated=True)
+
+
+def _check_budgets(state: WalkState, offset: int) -> None:
+    marks = state.metastack
+    if len(marks) > MAX_MARKS:
+        raise LimitReached(f"more than {MAX_MARKS} MARKs are open", offset)
+    values = len(state.stack) + len(state.memo)
+    for level in marks:
+        values += len(level)
+    if values > MAX_VALUES:
+        raise LimitReached(f"the stack and memo hold more than {MAX_VALUES} values", offset)
 
 
 def _looks_like_pickle_start(head: bytes) -> bool:
@@ -601,17 +833,20 @@ def _looks_like_pickle_start(head: bytes) -> bool:
     return head[0] in b"(c]}N)\x8c\x95"
 
 
-def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx: PickleContext) -> int:
-    """Walk opcodes of `data` (which starts at reader offset `base`) until STOP
-    or until an opcode starts at or after `limit`; returns the position reached
-    (which a skipped payload may put past the chunk)."""
+def _walk(
+    data: bytes, base: int, start: int, limit: int, final: bool, state: WalkState, ctx: PickleContext
+) -> int:
+    """Walk opcodes of `data` (which starts at reader offset `base`) from
+    `start` until STOP or until an opcode starts at or after `limit`; returns
+    the position reached (which a skipped payload may put past the chunk). A
+    line that runs past the data sets state.need and returns before its opcode."""
     stack = state.stack
     metastack = state.metastack
     memo = state.memo
     classify = ctx.classify
     reader = ctx.reader
-    pos = 0
-    op_pos = 0
+    pos = start
+    op_pos = start
     try:
         while pos < limit:
             op_pos = pos
@@ -824,6 +1059,9 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
                     raise Malformed(f"unsupported pickle protocol {data[pos]}", base + op_pos)
                 pos += 1
             elif op == 0x95:  # FRAME
+                # _pickle reads the whole frame first: a frame longer than the data stops the load.
+                if final and _u64(data, pos) > len(data) - pos - 8:
+                    raise Malformed("FRAME is longer than the rest of the data", base + op_pos, True)
                 pos += 8
             elif op == 0x2E:  # STOP
                 state.done = True
@@ -924,27 +1162,37 @@ def _walk(data: bytes, base: int, limit: int, final: bool, state: WalkState, ctx
             elif op == 0x53:  # STRING
                 line, pos = _read_line(data, pos, final, base + op_pos)
                 stack.append(_decode_string_literal(bytes(line), base + op_pos))
-            elif op == 0x49 or op == 0x4C:  # INT
+            elif op == 0x49:  # INT
                 line, pos = _read_line(data, pos, final, base + op_pos)
-                stack.append(_decode_int_line(bytes(line), base + op_pos))
+                stack.append(_decode_int_line(line, base + op_pos))
+            elif op == 0x4C:  # LONG
+                line, pos = _read_line(data, pos, final, base + op_pos)
+                stack.append(_decode_long_line(line, base + op_pos))
             elif op == 0x46:  # FLOAT
-                _, pos = _read_line(data, pos, final, base + op_pos)
+                line, pos = _read_line(data, pos, final, base + op_pos)
+                _check_float_line(line, base + op_pos)
                 stack.append(FLOAT)
             elif op == 0x67:  # GET
                 line, pos = _read_line(data, pos, final, base + op_pos)
-                stack.append(memo[int(line)])
+                stack.append(memo[_memo_key(line, base + op_pos, False)])
             elif op == 0x70:  # PUT
                 line, pos = _read_line(data, pos, final, base + op_pos)
-                memo[int(line)] = stack[-1]
+                memo[_memo_key(line, base + op_pos, True)] = stack[-1]
             elif op == 0x97 or op == 0x98:  # NEXT_BUFFER, READONLY_BUFFER
                 if op == 0x97:
                     stack.append(BUFFER)
             else:
                 raise Malformed(f"unknown opcode 0x{op:02x}", base + op_pos)
+    except NeedMore:
+        state.stack = stack
+        state.need = 2 * (len(data) - op_pos) + MIN_CHUNK
+        return op_pos
     except Malformed:
         raise
     except (IndexError, KeyError, struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise Malformed(_explain_failure(exc, data, op_pos), base + op_pos) from None
+        # An argument cut off by the end of the data (ours or the file's).
+        cut = final and isinstance(exc, (IndexError, struct.error)) and op_pos + 9 >= len(data)
+        raise Malformed(_explain_failure(exc, data, op_pos), base + op_pos, cut) from None
     state.stack = stack
     return pos
 
@@ -962,11 +1210,11 @@ def _explain_failure(exc: Exception, data: bytes, op_pos: int) -> str:
 
 
 def _read_line(data: bytes, pos: int, final: bool, where: int) -> tuple[bytes, int]:
-    nl = data.find(b"\n", pos, pos + MAX_LINE)
+    nl = data.find(b"\n", pos)
     if nl < 0:
-        if final and len(data) < pos + MAX_LINE:
-            raise Malformed("line argument has no newline before the end of data", where)
-        raise Malformed(f"line argument longer than {MAX_LINE} bytes", where)
+        if final:
+            raise Malformed("line argument has no newline before the end of data", where, truncated=True)
+        raise NeedMore()
     return data[pos:nl], nl + 1
 
 
@@ -1321,6 +1569,13 @@ def finish(ctx: PickleContext) -> None:
             subject=f"{module}.{name}",
             once_key="import",
         )
+    if ctx.stats.names_dropped:
+        ctx.report(
+            "pickle-unknown-import",
+            None,
+            f"imports {ctx.stats.names_dropped} more distinct names not on the allowlist (not listed)",
+            subject="<more names>",
+        )
     reported = {f.subject for f in ctx.findings if f.location == ctx.location.at(f.location.offset)}
     for (module, name), (count, offset) in ctx.stats.imports.items():
         verdict = ctx.classify(module, name)
@@ -1334,6 +1589,20 @@ def finish(ctx: PickleContext) -> None:
                 f"imports {dotted}{times}, which is not on the allowlist",
                 subject=dotted,
             )
+    for rule_id, count in sorted(ctx.suppressed.items()):
+        rule = ctx.rules.rule(rule_id)
+        ctx.findings.append(
+            Finding(
+                rule_id=rule.id,
+                severity=rule.severity,
+                location=ctx.location.at(None),
+                message=f"{count} more findings of this kind in this stream were not listed",
+                subject="<more findings>",
+                scanner=SCANNER,
+                references=rule.references,
+            )
+        )
+    ctx.suppressed.clear()
 
 
 def _opcode_name(op: int) -> str:
