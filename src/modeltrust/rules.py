@@ -169,6 +169,8 @@ def _is_dunder_walk(name: str) -> bool:
     return len(parts) > 1 and any(p.startswith("__") and p.endswith("__") for p in parts[1:])
 
 
+# A deny pattern with its position in file order (the first match wins).
+_DenyEntry = tuple[int, ImportPattern, Rule]
 # Verdicts remembered per rule set; cleared when full (bounded memory).
 _CACHE_SIZE = 65536
 
@@ -186,11 +188,13 @@ class RuleSet:
     digest: str = ""
     _cache: dict[tuple[str, str], ImportVerdict] = field(default_factory=dict, repr=False)
     _exact: dict[tuple[str, str], AllowEntry] | None = field(default=None, repr=False)
-    _deny_index: dict[str, list[tuple[int, ImportPattern, Rule]]] | None = field(default=None, repr=False)
+    _deny_index: dict[str, list[_DenyEntry]] | None = field(default=None, repr=False)
     # `*:name` deny patterns without globs, keyed by name.
-    _deny_any_name: dict[str, list[tuple[int, ImportPattern, Rule]]] = field(default_factory=dict, repr=False)
+    _deny_any_name: dict[str, list[_DenyEntry]] = field(default_factory=dict, repr=False)
     # How many components of a module name the deny index can match.
     _deny_depth: int = field(default=0, repr=False)
+    # The other `*:` patterns, with the literal prefix of their name glob.
+    _deny_any_glob: list[tuple[str, _DenyEntry]] = field(default_factory=list, repr=False)
     # Version 1 glob entries keyed by their module's first component ("" if it is a glob).
     _glob_index: dict[str, list[tuple[int, AllowEntry]]] | None = field(default=None, repr=False)
 
@@ -253,11 +257,16 @@ class RuleSet:
         # Only prefixes as deep as a pattern's module can match: a crafted name
         # of thousands of dots must not cost thousands of joins per reading.
         depth = self._deny_depth
-        best: tuple[int, ImportPattern, Rule] | None = None
+        best: _DenyEntry | None = None
         for mod, attr in readings:
-            candidates = list(index.get("*", ()))
-            candidates.extend(self._deny_any_name.get(attr, ()))
             last = attr.rpartition(".")[2]
+            # `*:prefix*` globs: only names that start with the literal prefix can match.
+            candidates = [
+                (order, pattern, rule)
+                for prefix, (order, pattern, rule) in self._deny_any_glob
+                if attr.startswith(prefix) or last.startswith(prefix)
+            ]
+            candidates.extend(self._deny_any_name.get(attr, ()))
             if last != attr:
                 candidates.extend(self._deny_any_name.get(last, ()))
             parts = mod.split(".", depth)
@@ -270,20 +279,25 @@ class RuleSet:
             return None
         return ImportVerdict(Verdict.DENIED, best[2], f"matches {best[1].text!r}")
 
-    def _deny_patterns_by_module(self) -> dict[str, list[tuple[int, ImportPattern, Rule]]]:
+    def _deny_patterns_by_module(self) -> dict[str, list[_DenyEntry]]:
         """Deny patterns (with their file order) keyed by the module they name: a
         module pattern matches itself and its submodules, so a lookup walks the
         name's prefixes instead of every pattern."""
         if self._deny_index is None:
-            index: dict[str, list[tuple[int, ImportPattern, Rule]]] = {}
-            any_name: dict[str, list[tuple[int, ImportPattern, Rule]]] = {}
+            index: dict[str, list[_DenyEntry]] = {}
+            any_name: dict[str, list[_DenyEntry]] = {}
+            any_glob: list[tuple[str, _DenyEntry]] = []
             for order, (pattern, rule) in enumerate(self.deny):
-                if pattern.module == "*" and not any(c in pattern.name for c in "*?["):
-                    any_name.setdefault(pattern.name, []).append((order, pattern, rule))
-                else:
+                if pattern.module != "*":
                     index.setdefault(pattern.module, []).append((order, pattern, rule))
+                elif any(c in pattern.name for c in "*?["):
+                    prefix = re.split(r"[*?\[]", pattern.name, maxsplit=1)[0]
+                    any_glob.append((prefix, (order, pattern, rule)))
+                else:
+                    any_name.setdefault(pattern.name, []).append((order, pattern, rule))
             self._deny_any_name = any_name
             self._deny_depth = max((name.count(".") + 1 for name in index), default=0)
+            self._deny_any_glob = any_glob
             self._deny_index = index
         return self._deny_index
 

@@ -764,8 +764,8 @@ def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: in
             else:
                 ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
             return end
-        except LimitReached as exc:
-            ctx.report("pickle-opcode-limit", exc.offset, f"{exc}; the loader goes on, unanalysed")
+        except LimitReached as limit:  # (its own name: mypyc types a handler's variable once)
+            ctx.report("pickle-opcode-limit", limit.offset, f"{limit}; the loader goes on, unanalysed")
             return end
         ctx.stats.pickles += 1
         if ctx.stats.pickles == max_pickles:
