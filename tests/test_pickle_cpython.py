@@ -149,6 +149,11 @@ def test_opcodes_on_values_that_raise_stop_the_walk(
     [
         (b"]N\x8c\x01k\x8c\x01vs", "SETITEM on a list is list.__setitem__"),
         (b"]NNb", "BUILD with no state"),
+        (b"\x8c\x01x(u", "empty SETITEMS on a str (_pickle returns before looking)"),
+        (b"\x8c\x01x(e", "empty APPENDS on a str"),
+        (b"K\x01(\x90", "empty ADDITEMS on an int"),
+        (b"K\x01(u", "empty SETITEMS on an int"),
+        (b"}(NNNu", "odd number of SETITEMS items"),
         (b"\x95\x02\x00\x00\x00\x00\x00\x00\x00", "a FRAME that fits"),
     ],
 )
@@ -185,3 +190,24 @@ def test_generated_lines_agree_with_pickle(
         assert any(b >= 0x80 for b in line), line
         return
     assert walk_reaches_probe(stream, rules) == real, line
+
+
+def test_stack_global_on_an_instance_of_an_allowed_class_stops(rules: RuleSet, oracle: OracleWorker) -> None:
+    """joblib's plain-pickle view reading array bytes: a module operand that is a
+    collections.OrderedDict() instance is not a str, so _pickle raises."""
+    stream = b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93)R\x8c\x05dtype\x93" + PROBE_GLOBAL + b"."
+    assert not loader_reaches_probe(oracle, stream)
+    ctx = walk(stream, rules)
+    assert {f.rule_id for f in ctx.findings} == {"pickle-malformed"}
+
+
+def test_names_of_megabytes_are_unknown_and_fast(rules: RuleSet) -> None:
+    import time
+
+    name = ".".join(["a"] * 200_000)
+    stream = b"c" + name.encode() + b"\nb\n)R."
+    start = time.perf_counter()
+    ctx = walk(stream, rules)
+    assert time.perf_counter() - start < 5
+    assert [f.rule_id for f in ctx.findings] == ["pickle-unknown-call"]
+    assert all(len(f.message) < 1000 and len(f.subject) < 300 for f in ctx.findings)

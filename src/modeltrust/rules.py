@@ -171,6 +171,8 @@ def _is_dunder_walk(name: str) -> bool:
 
 # A deny pattern with its position in file order (the first match wins).
 _DenyEntry = tuple[int, ImportPattern, Rule]
+# Names longer than this are never allowed or matched (they are unknown).
+MAX_NAME_CHARS = 1024
 # Verdicts remembered per rule set; cleared when full (bounded memory).
 _CACHE_SIZE = 65536
 
@@ -218,6 +220,10 @@ class RuleSet:
         return cached
 
     def _classify(self, module: str, name: str) -> ImportVerdict:
+        if len(module) + len(name) > MAX_NAME_CHARS:
+            # No real module or qualified name is this long; reading every
+            # dotted split of megabytes would not end. Not allowed, so unknown.
+            return ImportVerdict(Verdict.UNKNOWN, None, f"name longer than {MAX_NAME_CHARS} characters")
         readings = _canonical_names(module, name)
         denied = self._denied(readings)
         if denied is not None:

@@ -76,6 +76,10 @@ def _u64(data: bytes, pos: int) -> int:
     return _u32(data, pos) | _u32(data, pos + 4) << 32
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
+
+
 class Opaque:
     """A value the walker does not model (floats, huge strings, buffers)."""
 
@@ -109,7 +113,8 @@ class Ref:
 
     @property
     def dotted(self) -> str:
-        return f"{self.module}.{self.name}"
+        """The name for messages (bounded: a stream can spell names of megabytes)."""
+        return _short(f"{self.module}.{self.name}")
 
     def __repr__(self) -> str:
         return self.dotted
@@ -168,7 +173,7 @@ class Malformed(Exception):
         self.truncated = truncated
 
 
-class LimitReached(Exception):
+class WalkLimit(Exception):
     """A budget of the walk ran out where the real loader would go on."""
 
     def __init__(self, message: str, offset: int) -> None:
@@ -259,6 +264,7 @@ class PickleContext:
         chunk_size: int = CHUNK,
         torchscript: bool = False,
         shared: SharedBudget | None = None,
+        check_time: Callable[[], None] | None = None,
     ) -> None:
         self.rules = rules
         # TorchScript archives name their classes `__torch__.*`; torch.jit.load
@@ -283,6 +289,8 @@ class PickleContext:
         self.result: object = None
         self.reported: set[tuple[str, str, str]] = set()
         self.shared = shared if shared is not None else SharedBudget()
+        # The file's time budget: raises (the engine's limit) when it is spent.
+        self.check_time = check_time
         # Findings per rule id, and how many past MAX_FINDINGS_PER_RULE were not listed.
         self.counts: dict[str, int] = {}
         self.suppressed: dict[str, int] = {}
@@ -591,6 +599,7 @@ def _inspect_loader_call(ctx: PickleContext, func: Ref, args: object, offset: in
         max_bytes=ctx.max_bytes,
         scan_bytes=ctx.scan_bytes,
         shared=ctx.shared,
+        check_time=ctx.check_time,
     )
     scan_pickle_stream(nested, 0, len(payload))
     finish(nested)
@@ -764,7 +773,7 @@ def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: in
             else:
                 ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
             return end
-        except LimitReached as limit:  # (its own name: mypyc types a handler's variable once)
+        except WalkLimit as limit:  # (its own name: mypyc types a handler's variable once)
             ctx.report("pickle-opcode-limit", limit.offset, f"{limit}; the loader goes on, unanalysed")
             return end
         ctx.stats.pickles += 1
@@ -799,12 +808,14 @@ def walk_pickle(ctx: PickleContext, start: int, end: int) -> int:
             if state.done or state.need:
                 break
             _check_budgets(state, pos + rel)
+            if ctx.check_time is not None:
+                ctx.check_time()
         pos += rel
         if state.done:
             return pos
         if state.need:
             if state.need > MAX_LINE:
-                raise LimitReached(f"a line argument is longer than {MAX_LINE} bytes", pos)
+                raise WalkLimit(f"a line argument is longer than {MAX_LINE} bytes", pos)
             continue
         if final:
             if pos > end:
@@ -815,12 +826,12 @@ def walk_pickle(ctx: PickleContext, start: int, end: int) -> int:
 def _check_budgets(state: WalkState, offset: int) -> None:
     marks = state.metastack
     if len(marks) > MAX_MARKS:
-        raise LimitReached(f"more than {MAX_MARKS} MARKs are open", offset)
+        raise WalkLimit(f"more than {MAX_MARKS} MARKs are open", offset)
     values = len(state.stack) + len(state.memo)
     for level in marks:
         values += len(level)
     if values > MAX_VALUES:
-        raise LimitReached(f"the stack and memo hold more than {MAX_VALUES} values", offset)
+        raise WalkLimit(f"the stack and memo hold more than {MAX_VALUES} values", offset)
 
 
 def _looks_like_pickle_start(head: bytes) -> bool:
@@ -1259,8 +1270,12 @@ def _stack_global(
 
 
 def _may_be_str(value: object) -> bool:
-    """Could this modelled value be a `str` when the real unpickler runs?"""
-    if isinstance(value, (str, Ref, Call, Persistent)):
+    """Could this modelled value be an exact `str` when the real unpickler runs?
+    (An instance of an allowed class other than str is not: the allowlist vets
+    classes as inert constructors, and subclasses of str do not count.)"""
+    if isinstance(value, Call):
+        return not _is_allowed_class_instance(value)
+    if isinstance(value, (str, Ref, Persistent)):
         return True
     if isinstance(value, BytesValue):
         return value.text
@@ -1309,6 +1324,22 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
                     _judge_call(ctx, called, args[index + 1 :], offset, f"{opcode} via {func.dotted}")
         _inspect_loader_call(ctx, func, args, offset)
     return None
+
+
+_STR_TYPES = {("builtins", "str"), ("__builtin__", "str"), ("__builtin__", "unicode")}
+
+
+def _is_allowed_class_instance(value: Call) -> bool:
+    """A call of an allowed constructor named like a class (CamelCase)."""
+    func = value.func
+    if not isinstance(func, Ref) or (func.module, func.name) in _STR_TYPES:
+        return False
+    verdict = func.verdict
+    return (
+        verdict.verdict is Verdict.ALLOWED
+        and verdict.kind is AllowKind.CONSTRUCTOR
+        and func.name.rpartition(".")[2][:1].isupper()
+    )
 
 
 def _rebuilds_own_class(func: Ref, args: object) -> bool:
@@ -1492,6 +1523,10 @@ def _planted_in(items: list[object]) -> str:
 
 
 def _set_items(ctx: PickleContext, target: object, items: list[object], offset: int) -> None:
+    if not items:
+        return  # _pickle returns before it looks at the target
+    if len(items) % 2:
+        raise Malformed("odd number of items for SETITEMS", offset)
     if isinstance(target, dict):
         n = len(items)
         i = 0
@@ -1523,6 +1558,8 @@ def _set_items(ctx: PickleContext, target: object, items: list[object], offset: 
 
 
 def _append_items(ctx: PickleContext, target: object, items: list[object], offset: int, opcode: str) -> None:
+    if not items:
+        return  # _pickle returns before it looks at the target
     if isinstance(target, list):
         room = KEEP_ITEMS - len(target)
         if room > 0:
@@ -1565,8 +1602,8 @@ def finish(ctx: PickleContext) -> None:
         ctx.report(
             rule.id,
             offset if isinstance(offset, int) else None,
-            f"{opcode} imports {module}.{name} ({rule.title}){usage}",
-            subject=f"{module}.{name}",
+            f"{opcode} imports {_short(f'{module}.{name}')} ({rule.title}){usage}",
+            subject=_short(f"{module}.{name}"),
             once_key="import",
         )
     if ctx.stats.names_dropped:
@@ -1579,7 +1616,7 @@ def finish(ctx: PickleContext) -> None:
     reported = {f.subject for f in ctx.findings if f.location == ctx.location.at(f.location.offset)}
     for (module, name), (count, offset) in ctx.stats.imports.items():
         verdict = ctx.classify(module, name)
-        dotted = f"{module}.{name}"
+        dotted = _short(f"{module}.{name}")
         vouched = (module, name) in ctx.stats.vouched
         if verdict.verdict is Verdict.UNKNOWN and dotted not in reported and not vouched:
             times = f" ({count} times)" if count > 1 else ""

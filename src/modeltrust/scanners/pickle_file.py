@@ -41,6 +41,7 @@ def scan_pickle_reader(
         scan_bytes=scan_bytes,
         chunk_size=chunk_size,
         torchscript=torchscript,
+        check_time=ctx.check_time,
     )
     pctx.on_build = joblib.make_build_hook(reader.size, pctx)
     first = len(ctx.findings)
@@ -75,6 +76,7 @@ def _plain_pickle_view(
         findings=[],
         reader=reader,
         max_bytes=ctx.limits.max_pickle_bytes,
+        check_time=ctx.check_time,
     )
     scan_pickle_stream(view, start, reader.size, max_pickles=max_pickles)
     finish(view)
