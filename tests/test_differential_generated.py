@@ -186,21 +186,18 @@ def test_mutated_harvested_streams(
 
 
 # Streams the generated-stream runs found where the unpickler goes on but the
-# walker stopped (and the payload runs): regression tests by technique, pending
-# the walker's fix (strict: they fail loudly once fixed, then drop the mark).
+# walker stopped (and the payload runs): regression tests by technique (an empty
+# SETITEMS/APPENDS/ADDITEMS is a no-op in _pickle, whatever its target).
 TAIL = b"cos\nsystem\n(S'touch modeltrust-pwned'\ntR."
-EMPTY_BATCH_PENDING = pytest.mark.xfail(
-    strict=True, reason="walker: an empty SETITEMS/APPENDS/ADDITEMS is a no-op in _pickle, not malformed"
-)
 
 
 @pytest.mark.parametrize(
     "stream",
     [
-        pytest.param(b"S'x'\n(u" + TAIL, id="empty-setitems-on-str", marks=EMPTY_BATCH_PENDING),
-        pytest.param(b"S'x'\n(e" + TAIL, id="empty-appends-on-str", marks=EMPTY_BATCH_PENDING),
-        pytest.param(b"\x80\x04S'x'\n(\x90" + TAIL, id="empty-additems-on-str", marks=EMPTY_BATCH_PENDING),
-        pytest.param(b"K\x01(u" + TAIL, id="empty-setitems-on-int", marks=EMPTY_BATCH_PENDING),
+        pytest.param(b"S'x'\n(u" + TAIL, id="empty-setitems-on-str"),
+        pytest.param(b"S'x'\n(e" + TAIL, id="empty-appends-on-str"),
+        pytest.param(b"\x80\x04S'x'\n(\x90" + TAIL, id="empty-additems-on-str"),
+        pytest.param(b"K\x01(u" + TAIL, id="empty-setitems-on-int"),
     ],
 )
 def test_empty_batch_opcodes_do_not_stop_the_walk(stream: bytes, tmp_path: Path, rules: RuleSet) -> None:

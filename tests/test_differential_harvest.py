@@ -36,11 +36,8 @@ HARVEST_MANIFEST: dict[str, dict[str, object]] = json.loads((HARVEST / "manifest
 # Harvested files the walker still gets wrong (reproducers sent to the walker):
 # they are expected to fail until the fix lands, and strict xfail says so.
 STRING_DTYPE = "joblib array of StringDType: the walk stops (malformed) where joblib goes on"
-ARRAY_AS_OPCODES = "the plain-pickle view of a joblib file reads array bytes as opcodes (issue 8, item 5)"
 WALKER_PENDING_CLEAN = {
     "numpy/string_dtype_array.joblib.gz": STRING_DTYPE,
-    "sklearn-pipeline/pandas_output.joblib": ARRAY_AS_OPCODES,
-    "sklearn/KBinsDiscretizer.joblib.z": ARRAY_AS_OPCODES,
 }
 WALKER_PENDING_SEEN = {"numpy/string_dtype_array.joblib.gz": STRING_DTYPE}
 
