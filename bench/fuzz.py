@@ -200,9 +200,11 @@ def print_table(results: list[dict[str, object]], seconds: float) -> None:
 # --- bombs ----------------------------------------------------------------------------
 
 _PROBE = (
-    "import atexit, runpy, sys\n"
+    "import atexit, resource, runpy, sys\n"
     "def _io():\n"
-    "    print(open('/proc/self/io').read().split('wchar:')[1].split()[0], file=sys.stderr)\n"
+    "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    wchar = open('/proc/self/io').read().split('wchar:')[1].split()[0]\n"
+    "    print('PROBE', rss, wchar, file=sys.stderr)\n"
     "atexit.register(_io)\n"
     "sys.argv = ['modeltrust'] + sys.argv[1:]\n"
     "runpy.run_module('modeltrust', run_name='__main__')\n"
@@ -243,17 +245,10 @@ def build_bombs(folder: Path) -> dict[str, Path]:
 
 
 def _nested_loads(depth: int) -> bytes:
-    """pickle.loads(base64.b64decode(...)) folded `depth` times, built from the
-    inside out as text opcodes (each level is one GLOBAL + STRING + REDUCE)."""
-    import base64
-
-    inner = b"N."
-    for _ in range(depth):
-        arg = base64.b64encode(inner)
-        if len(arg) > 1 << 20:  # keep the file under a few MB: stop growing, repeat the outer shell
-            break
-        inner = b"cpickle\nloads\n(cbase64\nb64decode\n(S'" + arg + b"'\ntRtR."
-    return inner
+    """`pickle.loads(base64.b64decode(pickle.loads(base64.b64decode(...))))`,
+    `depth` calls deep in one stream: the walker folds each call's argument."""
+    head = b"cpickle\nloads\n(cbase64\nb64decode\n("
+    return b"\x80\x02" + head * depth + b"S'gAJOLg=='\n" + b"tRtR" * depth + b"."
 
 
 def run_bombs() -> None:
@@ -274,8 +269,8 @@ def run_bombs() -> None:
                 proc.kill()
                 out, err = proc.communicate()
             elapsed = time.perf_counter() - started
-            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
-        written = err.split()[-1].decode() if err.split() and err.split()[-1].isdigit() else "?"
+        probe = err.split(b"PROBE ")[-1].split() if b"PROBE " in err else [b"0", b"?"]
+        rss, written = int(probe[0]) // 1024, probe[1].decode()
         try:
             findings = json.loads(out)["findings"]
             rules = sorted({f["rule_id"] for f in findings if f["severity"] != "info"})
@@ -286,7 +281,7 @@ def run_bombs() -> None:
             f"{label:48} {path.stat().st_size / 1024:>6.0f} KB {elapsed:>6.2f}s {rss:>6} MB {mb:>9} "
             f"{proc.returncode:>4}  {', '.join(rules)}"
         )
-    print("\n(peak RSS is the largest of the runs so far: RUSAGE_CHILDREN keeps a maximum)")
+    print("\n(peak RSS and bytes written, stdout included, are the scanning process's own)")
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ def _inflate(raw: ByteReader, make: Callable[[], _Decompressor], skip: int = 0) 
             out = engine.decompress(data, OUTPUT_CHUNK)
             if out:
                 yield out
+            yield from _drain(engine)
             data = _unconsumed(engine)
             if engine.eof:
                 if not data.strip(b"\x00"):
@@ -57,6 +58,17 @@ def _inflate(raw: ByteReader, make: Callable[[], _Decompressor], skip: int = 0) 
         out = engine.decompress(b"", OUTPUT_CHUNK)
         if not out:
             break
+        yield out
+
+
+def _drain(engine: _Decompressor) -> Iterator[bytes]:
+    """Output bz2/lzma/lz4 hold back when the output cap was hit: taken before
+    more input is read, so the input counted is the input really used (the
+    ratio check depends on it)."""
+    while not engine.eof and getattr(engine, "needs_input", True) is False:
+        out = engine.decompress(b"", OUTPUT_CHUNK)
+        if not out:
+            return
         yield out
 
 
