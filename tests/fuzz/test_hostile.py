@@ -218,6 +218,13 @@ def test_time_budget_ends_the_file_with_one_limit_finding(tmp_path: Path) -> Non
     assert finding.severity >= Severity.MEDIUM
 
 
+def test_time_budget_is_checked_inside_a_header_walk(tmp_path: Path) -> None:
+    path = tmp_path / "many.gguf"
+    path.write_bytes(hostile.gguf_many_entries(70_000))
+    report, _ = _scan(path, Limits(seconds_per_file=0.0, bytes_per_second=1 << 60))
+    assert [f.rule_id for f in report.findings] == ["scan-limit"]
+
+
 def test_findings_are_capped_per_rule(tmp_path: Path) -> None:
     names = [{"class_name": "Dense", "module": f"evil{i}", "config": {}} for i in range(500)]
     path = tmp_path / "many.keras"

@@ -6,6 +6,7 @@ chat template checked for template injection. Tensor data is never read."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from ..findings import Location
 from ..reader import ByteReader
@@ -69,8 +70,10 @@ class _Cursor:
 
 
 class _Parser:
-    def __init__(self, reader: ByteReader) -> None:
+    def __init__(self, reader: ByteReader, check_time: Callable[[], None] = lambda: None) -> None:
         self.cur = _Cursor(reader, 4)
+        self.check_time = check_time
+        """Called every few thousand entries: the file's time budget (raises LimitReached)."""
         self.version = 0
         self.templates: list[tuple[str, str, int]] = []
         self.alignment = 32
@@ -103,7 +106,9 @@ class _Parser:
             elif etype == _STRING:
                 if count > self.cur.reader.size:
                     raise GGUFError(f"array of {count} strings in a file of {self.cur.reader.size} bytes", at)
-                for _ in range(count):
+                for i in range(count):
+                    if not i & 0xFFFF:
+                        self.check_time()
                     self.string()
             else:
                 raise GGUFError(f"array of unsupported element type {etype}", at)
@@ -119,7 +124,9 @@ class _Parser:
         entries = self.cur.uint(self.length_size)
         if tensors > MAX_COUNT or entries > MAX_COUNT:
             raise GGUFError(f"header claims {tensors} tensors and {entries} metadata entries", 8)
-        for _ in range(entries):
+        for i in range(entries):
+            if not i & 0xFFFF:
+                self.check_time()
             at = self.cur.pos
             key = self.string(keep=True)
             vtype = self.cur.uint(4)
@@ -130,7 +137,12 @@ class _Parser:
                 if value <= 0 or value & (value - 1):
                     raise GGUFError(f"general.alignment {value} is not a power of two", at)
                 self.alignment = value
-        return [self.tensor_info() for _ in range(tensors)]
+        infos = []
+        for i in range(tensors):
+            if not i & 0xFFFF:
+                self.check_time()
+            infos.append(self.tensor_info())
+        return infos
 
     def tensor_info(self) -> tuple[str, int, int]:
         at = self.cur.pos
@@ -157,7 +169,7 @@ class GGUFScanner:
     formats = ("gguf",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        parser = _Parser(reader)
+        parser = _Parser(reader, ctx.check_time)
         try:
             tensors = parser.parse()
         except GGUFError as exc:

@@ -76,6 +76,8 @@ class _Walk:
 
     def node(self, msg: Message, depth: int) -> None:
         self.nodes += 1
+        if not self.nodes & 0xFFFF:
+            self.ctx.check_time()
         if self.nodes > MAX_NODES:
             raise WireError(f"more than {MAX_NODES} nodes", msg.start)
         op_type = domain = ""
