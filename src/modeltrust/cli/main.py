@@ -99,6 +99,7 @@ def main() -> None:
         attest_cmd,
         bom_cmd,
         fetch_cmd,
+        fleet_cmd,
         rules_cmd,
         scan_cmd,
         sign_cmd,
@@ -108,6 +109,7 @@ def main() -> None:
 
     cli.add_command(scan_cmd.scan)
     cli.add_command(fetch_cmd.fetch)
+    cli.add_command(fleet_cmd.fleet)
     cli.add_command(rules_cmd.rules)
     cli.add_command(verify_cmd.verify)
     cli.add_command(sign_cmd.sign)

@@ -135,7 +135,25 @@ def _explain(exc: Exception, target: HubTarget) -> SourceError:
         return SourceError(f"{name} is not in the local cache and HF_HUB_OFFLINE is set")
     status = getattr(getattr(exc, "response", None), "status_code", None)
     detail = f"HTTP {status}" if status else type(exc).__name__
-    return SourceError(f"{name}: the Hub did not answer ({detail})", hint="check HF_ENDPOINT and the network")
+    return HubUnavailableError(
+        f"{name}: the Hub did not answer ({detail})", hint="check HF_ENDPOINT and the network"
+    )
+
+
+class HubUnavailableError(SourceError):
+    """The Hub did not answer (timeouts, 5xx, rate limits): trying later may work,
+    unlike a missing or gated repo."""
+
+
+def _retry_after(exc: Any) -> float | None:
+    """Seconds a 429 answer asks to wait (capped), or None."""
+    response = getattr(exc, "response", None)
+    if response is None or getattr(response, "status_code", 0) != 429:
+        return None
+    try:
+        return min(max(float(response.headers.get("Retry-After", "1")), 0.0), 60.0)
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _with_retries(call: Callable[[], Any], attempts: int) -> Any:
@@ -147,8 +165,12 @@ def _with_retries(call: Callable[[], Any], attempts: int) -> Any:
             return call()
         except errors.HfHubHTTPError as exc:
             status = getattr(exc.response, "status_code", 0) if exc.response is not None else 0
-            if status < 500 or attempt == attempts - 1:
+            wait = _retry_after(exc)
+            if (status < 500 and wait is None) or attempt == attempts - 1:
                 raise
+            if wait is not None:  # rate limited: wait as long as the Hub asks
+                time.sleep(wait)
+                continue
         except Exception as exc:
             if "timeout" not in type(exc).__name__.lower() and "connect" not in type(exc).__name__.lower():
                 raise
@@ -156,6 +178,12 @@ def _with_retries(call: Callable[[], Any], attempts: int) -> Any:
                 raise
         time.sleep(0.2 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+_RESOLVED: dict[tuple[str, str, str, str], tuple[tuple[HubFile, ...], dict[str, Any]]] = {}
+"""Listings of commits resolved in this process (a fleet worker resolves a target
+to its commit, then scans it pinned): commits are immutable, so this is safe."""
+_RESOLVED_MAX = 256
 
 
 class HubSource:
@@ -167,15 +195,18 @@ class HubSource:
 
         return HfApi(endpoint=self.settings.endpoint, token=self.settings.token)
 
-    def resolve(self, target: HubTarget) -> Snapshot:
-        """The commit a revision names, its file list with hashes, and repo metadata."""
+    def resolve(self, target: HubTarget, info: Any = None) -> Snapshot:
+        """The commit a revision names, its file list with hashes, and repo metadata.
+        `info` is the answer of `info()` when the caller already asked for it."""
         if self.settings.offline:
             return self._resolve_offline(target)
+        if info is None and target.pinned and target.revision is not None:
+            known = _RESOLVED.get(self._key(target, target.revision))
+            if known is not None:  # a commit never changes: its listing is reused
+                return Snapshot(target, target.revision, list(known[0]), dict(known[1]))
         api = self._api()
         try:
-            info = _with_retries(
-                lambda: self._info(api, target, self.settings.timeout), self.settings.retries
-            )
+            info = info if info is not None else self.info(target)
             tree = _with_retries(
                 lambda: list(
                     api.list_repo_tree(
@@ -188,12 +219,34 @@ class HubSource:
             raise
         except Exception as exc:  # noqa: BLE001 - the client raises many types; each becomes one line
             raise _explain(exc, target) from None
-        files = [
-            HubFile(f.path, f.size, f.blob_id, f.lfs.sha256 if f.lfs is not None else None)
-            for f in tree
-            if hasattr(f, "blob_id")
-        ]
-        return Snapshot(target, info.sha, sorted(files, key=lambda f: f.path), _metadata(info))
+        files = sorted(
+            (
+                HubFile(f.path, f.size, f.blob_id, f.lfs.sha256 if f.lfs is not None else None)
+                for f in tree
+                if hasattr(f, "blob_id")
+            ),
+            key=lambda f: f.path,
+        )
+        metadata = _metadata(info)
+        if len(_RESOLVED) >= _RESOLVED_MAX:
+            _RESOLVED.pop(next(iter(_RESOLVED)))
+        _RESOLVED[self._key(target, info.sha)] = (tuple(files), dict(metadata))
+        return Snapshot(target, info.sha, files, metadata)
+
+    def _key(self, target: HubTarget, commit: str) -> tuple[str, str, str, str]:
+        return (self.settings.endpoint or "", target.repo_type, target.repo_id, commit)
+
+    def info(self, target: HubTarget) -> Any:
+        """The Hub's answer about the revision (its commit sha, card, scan status): one call."""
+        api = self._api()
+        try:
+            return _with_retries(
+                lambda: self._info(api, target, self.settings.timeout), self.settings.retries
+            )
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client raises many types; each becomes one line
+            raise _explain(exc, target) from None
 
     @staticmethod
     def _info(api: Any, target: HubTarget, timeout: float) -> Any:

@@ -1,0 +1,1 @@
+"""Fleet scanning: many targets, each unique file judged once (see README, "Fleet")."""

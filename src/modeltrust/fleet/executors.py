@@ -1,0 +1,51 @@
+"""Executors run fleet jobs: a local process pool by default, or Ray (optional
+extra `modeltrust[ray]`, imported only here) on a local or remote cluster.
+Both yield results as jobs finish, in any order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ConfigError
+from .work import FleetSettings, vet_target
+
+
+def run_local(targets: list[str], settings: FleetSettings, workers: int) -> Iterator[dict[str, Any]]:
+    if workers <= 1:
+        for target in targets:
+            yield vet_target(target, settings)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: workers must not inherit the parent's threads (progress bar, hub client).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(vet_target, target, settings) for target in targets]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def run_ray(
+    targets: list[str], settings: FleetSettings, workers: int, address: str | None
+) -> Iterator[dict[str, Any]]:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray", hint="pip install 'modeltrust[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(vet_target)
+        pending = [remote.remote(target, settings) for target in targets]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started_here:
+            ray.shutdown()

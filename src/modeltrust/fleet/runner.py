@@ -1,0 +1,86 @@
+"""Run a fleet: targets -> executor -> one JSON line per target, as each ends,
+appended to DIR/results.jsonl, and a summary. Lines are written as results
+arrive, so a killed run loses nothing it finished; the store makes a rerun skip
+what was vetted."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .executors import run_local, run_ray
+from .work import FleetSettings
+
+LineCallback = Callable[[dict[str, Any], int, int], None]
+"""Called with each result line, how many are done and how many there are."""
+
+
+@dataclass
+class FleetSummary:
+    targets: int = 0
+    vetted: int = 0
+    skipped: int = 0
+    errors: int = 0
+    passed: int = 0
+    failed: int = 0
+    files: int = 0
+    files_from_store: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    failing_targets: list[str] = field(default_factory=list)
+    error_targets: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, line: dict[str, Any]) -> None:
+        status = line.get("status")
+        if status == "error":
+            self.errors += 1
+            self.error_targets.append((str(line["target"]), str(line.get("error", ""))))
+            return
+        self.skipped += status == "skipped"
+        self.vetted += status == "vetted"
+        if line.get("verdict") == "fail":
+            self.failed += 1
+            self.failing_targets.append(str(line["target"]))
+        else:
+            self.passed += 1
+        if status == "vetted":
+            self.files += int(line.get("files", 0))
+            self.files_from_store += int(line.get("files_from_store", 0))
+            self.bytes_read += int(line.get("bytes_read", 0))
+
+
+def run_fleet(
+    targets: list[str],
+    settings: FleetSettings,
+    out_dir: Path,
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    on_line: LineCallback | None = None,
+) -> FleetSummary:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = FleetSummary(targets=len(targets))
+    started = time.perf_counter()
+    results = _results(targets, settings, executor, workers, address)
+    with open(out_dir / "results.jsonl", "a", encoding="utf-8") as sink:
+        for done, line in enumerate(results, start=1):
+            sink.write(json.dumps(line, sort_keys=True) + "\n")
+            sink.flush()
+            summary.add(line)
+            if on_line is not None:
+                on_line(line, done, len(targets))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _results(
+    targets: list[str], settings: FleetSettings, executor: str, workers: int, address: str | None
+) -> Iterator[dict[str, Any]]:
+    if executor == "ray":
+        return run_ray(targets, settings, workers, address)
+    return run_local(targets, settings, workers)

@@ -1,0 +1,158 @@
+"""Fleet scanning on the local test Hub: listings, target files, each unique file
+scanned once, resume, failures recorded without ending the run, executors agree."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from modeltrust.cli.fleet_cmd import fleet
+from modeltrust.cli.main import cli
+
+from .conftest import FIXTURES, ROOT
+
+sys.path.insert(0, str(ROOT / "fixtures"))
+from hubserver import HubServer
+
+cli.add_command(fleet)
+WEIGHTS = (FIXTURES / "benign" / "state_dict.pt").read_bytes()
+EVIL = (FIXTURES / "malicious" / "torch_zip_payload.pt").read_bytes()
+SAFETENSORS = (FIXTURES / "benign" / "model.safetensors").read_bytes()
+CARD = b"---\nlicense: apache-2.0\ntags: [fleet-test]\n---\n# model\n"
+
+
+def _config(name: str) -> bytes:
+    return json.dumps({"architectures": ["Tiny"], "name": name}).encode()
+
+
+@pytest.fixture()
+def hub() -> Iterator[HubServer]:
+    with HubServer() as server:
+        for i in range(4):  # four repos share one weights file
+            files = {"config.json": _config(f"m{i}"), "model.safetensors": SAFETENSORS, "README.md": CARD}
+            server.add_repo(f"acme/model-{i}", files, downloads=10 * i)
+        server.add_repo(
+            "acme/evil", {"config.json": _config("evil"), "pytorch_model.bin": EVIL, "README.md": CARD}
+        )
+        server.add_repo("other/unrelated", {"config.json": _config("x"), "pytorch_model.bin": WEIGHTS})
+        server.add_repo("acme/gated", {"config.json": _config("g"), "README.md": CARD}, gated=True)
+        yield server
+
+
+def run(hub: HubServer, tmp_path: Path, *args: str) -> tuple[Result, list[dict[str, object]]]:
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["fleet", "--out", str(out), "--workers", "1", *args], env=env)
+    lines_file = out / "results.jsonl"
+    lines = [json.loads(x) for x in lines_file.read_text().splitlines()] if lines_file.exists() else []
+    return result, lines
+
+
+def by_target(lines: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(line["target"]): line for line in lines}
+
+
+def test_hub_query_lists_and_vets_every_repo(hub: HubServer, tmp_path: Path) -> None:
+    result, lines = run(hub, tmp_path, "--author", "acme", "--filter", "fleet-test", "--sort", "downloads")
+    found = by_target(lines)
+    expected = {f"hf://acme/model-{i}" for i in range(4)} | {"hf://acme/evil", "hf://acme/gated"}
+    assert set(found) == expected, result.output
+    assert found["hf://acme/evil"]["verdict"] == "fail"
+    assert found["hf://acme/gated"]["status"] == "error" and result.exit_code == 2  # listed, not readable
+    assert all(found[f"hf://acme/model-{i}"]["verdict"] == "pass" for i in range(4))
+    assert "failed the policy" in result.output and "FAIL   hf://acme/evil" in result.output
+    _, limited = run(hub, tmp_path / "b", "--author", "acme", "--filter", "fleet-test", "--limit", "2")
+    assert len(limited) == 2
+
+
+def test_a_shared_file_is_scanned_once_and_a_rerun_downloads_nothing(hub: HubServer, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("".join(f"hf://acme/model-{i}\n" for i in range(4)) + "# a comment\n\n")
+    hub.reset_counters()
+    result, lines = run(hub, tmp_path, "--download", str(targets))
+    assert result.exit_code == 0, result.output
+    assert sum(int(line["files_from_store"]) for line in lines) == 3  # the weights: judged once
+    weights = [r for r in hub.state.requests if r.startswith("GET") and "model.safetensors" in r]
+    assert len(weights) == 1, weights  # downloaded once, for the first repo only
+
+    hub.reset_counters()
+    result, again = run(hub, tmp_path, "--download", str(targets))
+    assert result.exit_code == 0
+    assert {line["status"] for line in again[-4:]} == {"skipped"}
+    assert not [r for r in hub.state.requests if "/resolve/" in r]  # nothing downloaded
+
+
+def test_a_new_commit_fetches_only_what_changed(hub: HubServer, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/model-0\n")
+    run(hub, tmp_path, "--download", str(targets))
+    hub.add_repo("acme/model-0", {"config.json": _config("m0-v2"), "model.safetensors": SAFETENSORS,
+                                  "README.md": CARD})  # fmt: skip
+    hub.reset_counters()
+    result, lines = run(hub, tmp_path, "--download", str(targets))
+    line = lines[-1]
+    assert line["status"] == "vetted" and line["files_from_store"] == 1, result.output
+    fetched = [r for r in hub.state.requests if "/resolve/" in r and r.startswith("GET")]
+    assert fetched and not [r for r in fetched if "model.safetensors" in r]
+
+
+def test_failures_are_recorded_and_the_run_goes_on(hub: HubServer, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/gated\nhf://acme/no-such-repo\nhf://acme/model-1\n")
+    hub.state.faults.rate_limit_next = 2  # the first calls are answered 429 with Retry-After
+    result, lines = run(hub, tmp_path, str(targets))
+    found = by_target(lines)
+    assert result.exit_code == 2 and hub.state.faults.rate_limit_next == 0  # both 429s were met
+    assert found["hf://acme/gated"]["status"] == "error" and "gated" in str(found["hf://acme/gated"]["error"])
+    assert "not found" in str(found["hf://acme/no-such-repo"]["error"])
+    assert found["hf://acme/model-1"]["verdict"] == "pass"
+    assert "ERROR  hf://acme/gated" in result.output
+
+
+def test_a_killed_run_resumes(hub: HubServer, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/model-0\nhf://acme/model-1\n")
+    run(hub, tmp_path, str(targets))  # as if killed after these two
+    targets.write_text("hf://acme/model-0\nhf://acme/model-1\nhf://acme/model-2\n")
+    _, lines = run(hub, tmp_path, str(targets))
+    statuses = {str(line["target"]): line["status"] for line in lines[2:]}
+    assert statuses == {
+        "hf://acme/model-0": "skipped",
+        "hf://acme/model-1": "skipped",
+        "hf://acme/model-2": "vetted",
+    }
+
+
+def test_rule_changes_are_never_served_from_the_store(hub: HubServer, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/model-0\n")
+    run(hub, tmp_path, str(targets))
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        "kind: pickle-allow\nversion: 2\ngroups:\n  - reason: ours\n    allow: ['acme.models:Thing']\n"
+    )
+    _, lines = run(hub, tmp_path, "--rules", str(extra), str(targets))
+    assert lines[-1]["status"] == "vetted" and lines[-1]["files_from_store"] == 0
+
+
+def test_local_and_ray_executors_agree(hub: HubServer, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is the optional executor (pip install 'modeltrust[ray]')")
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/evil\nhf://acme/model-0\nhf://other/unrelated\n")
+
+    def verdicts(lines: list[dict[str, object]]) -> dict[str, tuple[object, ...]]:
+        return {str(x["target"]): (x["verdict"], x["commit"], json.dumps(x["findings"])) for x in lines}
+
+    _, local = run(hub, tmp_path / "local", str(targets))
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-ray"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    out = tmp_path / "ray"
+    result = CliRunner().invoke(
+        cli, ["fleet", "--executor", "ray", "--workers", "2", "--out", str(out), str(targets)], env=env
+    )
+    ray_lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert verdicts(ray_lines) == verdicts(local), result.output
