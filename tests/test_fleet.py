@@ -140,6 +140,7 @@ def test_rule_changes_are_never_served_from_the_store(hub: HubServer, tmp_path: 
     assert lines[-1]["status"] == "vetted" and lines[-1]["files_from_store"] == 0
 
 
+@pytest.mark.slow
 def test_local_and_ray_executors_agree(hub: HubServer, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is the optional executor (pip install 'modeltrust[ray]')")
     targets = tmp_path / "targets.txt"
