@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .conftest import FIXTURES, ROOT
 
@@ -96,11 +98,26 @@ def test_action_scans_a_folder_with_a_space_and_reuses_its_environment(tmp_path:
     shutil.copy(ROOT / "examples" / "tiny-model" / "config.json", models / "clean" / "config.json")
     shutil.copy(FIXTURES / "malicious" / "os_system_p4.pkl", models / "evil model.pkl")
 
-    outputs, log, code = run_action(workspace, temp, targets="my models/clean\n")
+    key = workspace / "attest-key.pem"
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    outputs, log, code = run_action(
+        workspace,
+        temp,
+        targets="my models/clean\n",
+        bom="bom.json",
+        attest="vetted.dsse.json",
+        attest_key=str(key),
+    )
     assert code == 0, log
     assert "installing into" in log
     assert outputs["verdict"] == "pass" and outputs["findings"] == "0"
-    assert (workspace / outputs["report"]).is_file() and (workspace / outputs["sarif"]).is_file()
+    for name in ("report", "sarif", "bom", "attestation"):
+        assert (workspace / outputs[name]).is_file(), name
+    assert '"bomFormat": "CycloneDX"' in (workspace / "bom.json").read_text()
 
     outputs, log, code = run_action(workspace, temp, targets="my models/clean\nmy models/*.pkl")
     assert code == 1, log

@@ -62,6 +62,8 @@ scan() {
     [[ -n "${BASELINE:-}" ]] && args+=(--baseline "$BASELINE")
     [[ -n "${SARIF:-}" ]] && args+=(--sarif "$SARIF")
     [[ -n "${BOM:-}" ]] && args+=(--bom "$BOM")
+    [[ -n "${ATTEST:-}" ]] && args+=(--attest "$ATTEST" --key "${ATTEST_KEY:?the attest input needs attest-key}")
+    [[ -n "${SIGNATURE_KEY:-}" ]] && args+=(--key "$SIGNATURE_KEY")
     args+=(--json-report "${REPORT:?}")
     set +e
     "$VENV/bin/modeltrust" "${args[@]}" -- "${targets[@]}"
@@ -71,6 +73,7 @@ scan() {
     echo "report=$([[ -f "$REPORT" ]] && echo "$REPORT")" >>"$OUTPUT"
     echo "sarif=$([[ -n "${SARIF:-}" && -f "$SARIF" ]] && echo "$SARIF")" >>"$OUTPUT"
     echo "bom=$([[ -n "${BOM:-}" && -f "$BOM" ]] && echo "$BOM")" >>"$OUTPUT"
+    echo "attestation=$([[ -n "${ATTEST:-}" && -f "$ATTEST" ]] && echo "$ATTEST")" >>"$OUTPUT"
     "$VENV/bin/python" - "$REPORT" "$code" >>"$OUTPUT" <<'PY'
 import json, sys
 
