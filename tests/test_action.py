@@ -87,6 +87,7 @@ def test_every_action_it_uses_is_pinned_to_a_commit() -> None:
             assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bash") is None, reason="the action's steps are bash")
 def test_action_scans_a_folder_with_a_space_and_reuses_its_environment(tmp_path: Path) -> None:
     if not _index_reachable():
