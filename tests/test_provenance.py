@@ -439,3 +439,29 @@ def test_remote_scan_cannot_check_signatures(model: Path, keys: KeyPair) -> None
     cli.add_command(scan)
     code, _, err = run("scan", "hf://org/model", "--remote", "--key", str(keys.public))
     assert code == 2 and "--remote" in err
+
+
+def test_we_verify_an_upstream_certificate_signature(model: Path, ca: TinyCA, tmp_path: Path) -> None:
+    sig = model / "model.sig"
+    proc = upstream(
+        "sign", "certificate", str(model), "--private_key", str(ca.key),
+        "--signing_certificate", str(ca.leaf), "--certificate_chain", str(ca.root), "--signature", str(sig),
+        home=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    code, out, _ = run("verify", str(model), "--certificate-chain", str(ca.root))
+    assert code == 0, out
+
+
+def test_verify_json_report_is_valid_and_records_the_outcome(model: Path, keys: KeyPair) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    sign_model(model, KeySigner(keys.private))
+    (model / "config.json").write_text("{}")
+    code, out, _ = run("verify", str(model), "--key", str(keys.public), "--format", "json")
+    assert code == 1
+    report = json.loads(out)
+    schema = json.loads((ROOT / "src" / "modeltrust" / "reporting" / "report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    [record] = report["signatures"]
+    assert record["outcome"] == "modified" and record["target"] == str(model)
+    assert {f["rule_id"] for f in report["findings"]} >= {"signature-file-changed"}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..findings import Artifact, Finding, SignatureOutcome
 from ..rules import RuleSet
 from .methods import SignatureRequest
+from .report import outcome
 from .targets import ModelFolder
 from .verify import (
     INVALID,
@@ -83,18 +84,7 @@ def check_targets(
     for folder in _hub_folders(snapshots) + _local_folders(local_targets, artifacts):
         check = best_check(folder, request)
         out.extend(findings(check, folder.display, rules))
-        signature = check.signature
-        inside = signature.parent.resolve() == folder.root.resolve()
-        outcomes.append(
-            SignatureOutcome(
-                target=folder.display,
-                signature=f"{folder.display}/{signature.name}" if inside else str(signature),
-                outcome=check.outcome,
-                sha256=check.signature_sha256,
-                signer=check.signer,
-                method=check.method,
-            )
-        )
+        outcomes.append(outcome(folder, check))
     return tuple(outcomes)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..findings import Artifact, Finding, ScanReport
+from ..findings import Artifact, Finding, ScanReport, SignatureOutcome
 from ..rules import RuleSet
 from .methods import VerifyWith
 from .targets import ModelFolder, open_model
@@ -22,6 +22,19 @@ def check_folder(
 ) -> tuple[SignatureCheck, list[Finding]]:
     check = check_signature(folder.root, method, signature, folder.known)
     return check, findings(check, folder.display, rules)
+
+
+def outcome(folder: ModelFolder, check: SignatureCheck) -> SignatureOutcome:
+    """The record of one check, as reports and attestations carry it."""
+    inside = check.signature.parent.resolve() == folder.root.resolve()
+    return SignatureOutcome(
+        target=folder.display,
+        signature=f"{folder.display}/{check.signature.name}" if inside else str(check.signature),
+        outcome=check.outcome,
+        sha256=check.signature_sha256,
+        signer=check.signer,
+        method=check.method,
+    )
 
 
 def signature_report(
@@ -46,5 +59,6 @@ def signature_report(
         tool_version=__version__,
         targets=(target,),
         sources=(dict(folder.source),) if folder.source is not None else (),
+        signatures=(outcome(folder, check),),
     )
     return check, report
