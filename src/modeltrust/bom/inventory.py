@@ -210,7 +210,7 @@ def build_inventory(report: ScanReport, endpoint: str | None = None) -> Inventor
                                artifact.scanner, "", data_files.get(artifact.path)))  # fmt: skip
         owners[artifact.path] = ref
     models = _with_dataset_refs(models, datasets)
-    issues = _issues(report, owners, repo_refs, targets)
+    issues = _issues(report, owners, repo_refs)
     kind = "dataset" if targets and all(t.kind == "dataset" for t in targets) else "model"
     name = " ".join(report.targets) if report.targets else "modeltrust"
     commit_times = [str(t.record["last_modified"]) for t in targets if t.record.get("last_modified")]
@@ -461,9 +461,7 @@ def _with_dataset_refs(models: list[ModelEntry], datasets: dict[str, DatasetEntr
     return [replace(m, datasets=tuple(datasets[d].ref for d in m.datasets if d in datasets)) for m in models]
 
 
-def _issues(
-    report: ScanReport, owners: dict[str, str], repo_refs: dict[str, str], targets: list[_Target]
-) -> list[Issue]:
+def _issues(report: ScanReport, owners: dict[str, str], repo_refs: dict[str, str]) -> list[Issue]:
     """Findings at or above low, and any finding that fails the gate (an
     unverified file may be info and still fail), each with the component it
     affects: the file, else the repo it is about, else the root."""
