@@ -132,3 +132,17 @@ def test_a_pickle_is_hashed_in_the_scans_own_read(monkeypatch: pytest.MonkeyPatc
     path = FIXTURES / "malicious" / "os_system_p4.pkl"
     report = scan(ScanConfig(targets=(str(path),), hash_files=True))
     assert report.artifacts[0].sha256 == sha(path.read_bytes())
+
+
+def test_a_file_that_vanishes_before_it_is_hashed_is_one_files_problem(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 4000)
+    with FileReader(path) as reader:
+        prefix = PrefixHasher(reader)
+        prefix.read_at(0, 100)
+    path.unlink()
+    with HashPool(workers=1) as pool:
+        pool.finish_file("gone", path, prefix)
+        pool.add("kept", FileDigest("00" * 32, 1))
+    assert "gone" in pool.errors and "gone" not in pool.results
+    assert pool.results == {"kept": FileDigest("00" * 32, 1)}

@@ -172,6 +172,8 @@ class HashPool:
         )
         self._pending: dict[object, Future[FileDigest]] = {}
         self.results: dict[object, FileDigest] = {}
+        self.errors: dict[object, str] = {}
+        """key -> why its file could not be hashed (removed or unreadable since the scan)."""
 
     def add(self, key: object, digest: FileDigest) -> None:
         self.results[key] = digest
@@ -195,6 +197,9 @@ class HashPool:
         try:
             if exc[0] is None:
                 for key, future in self._pending.items():
-                    self.results[key] = future.result()
+                    try:
+                        self.results[key] = future.result()
+                    except OSError as error:  # one file's problem, not the whole run's
+                        self.errors[key] = error.strerror or str(error)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)

@@ -244,6 +244,10 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
             replace(a, sha256=hashes.results[i].sha256) if i in hashes.results else a
             for i, a in enumerate(artifacts)
         ]
+        report_ctx = ScanContext(ruleset, config.limits, findings, nested)
+        for key, reason in hashes.errors.items():  # removed or unreadable since its scan
+            where = Location(artifacts[int(str(key))].path)
+            report_ctx.report("scan-unverified", where, f"cannot hash file: {reason}", "engine")
     signatures: tuple[SignatureOutcome, ...] = ()
     if config.signature is not None:
         from .provenance.gate import check_targets  # model_signing loads only here
