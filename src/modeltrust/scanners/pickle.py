@@ -105,10 +105,17 @@ class Ref:
         self.offset = offset
         self.verdict = verdict
         # An allowed constructor, not a loader: calling it needs no further look.
-        self.plain = (
-            verdict.verdict is Verdict.ALLOWED
-            and verdict.kind is AllowKind.CONSTRUCTOR
-            and (module, name) not in _NOT_PLAIN
+        allowed = verdict.verdict is Verdict.ALLOWED
+        self.plain = allowed and verdict.kind is AllowKind.CONSTRUCTOR and (module, name) not in _NOT_PLAIN
+        # Arguments it calls (allowed callables only), and whether a call whose
+        # called arguments are all plain needs no further look (no loader, no getattr).
+        self.calls: tuple[int, ...] = _called_positions(module, name, verdict) if allowed else ()
+        self.quick = (
+            allowed
+            and bool(self.calls)
+            and verdict.kind is not AllowKind.IMPORT_ONLY
+            and (module, name) not in _LOADERS
+            and (module, name) not in _GETATTR
         )
 
     @property
@@ -397,16 +404,38 @@ def _may_be_callable(value: object) -> bool:
     return isinstance(value, (Ref, Call, Persistent))
 
 
-def _called_positions(func: Ref) -> tuple[int, ...]:
+def _called_positions(module: str, name: str, verdict: ImportVerdict) -> tuple[int, ...]:
     """Arguments an allowed callable calls: what its allow entry declares, and
     what the walker knows of pickle's own helpers (a user's allowlist that
     forgets to declare them opens no hole)."""
-    if func.verdict.verdict is not Verdict.ALLOWED:
+    if verdict.verdict is not Verdict.ALLOWED:
         return ()
-    known = _CALLS_ARGUMENT.get((func.module, func.name))
+    known = _CALLS_ARGUMENT.get((module, name))
     if known is None:
-        return func.verdict.calls
-    return tuple(sorted(set(known) | set(func.verdict.calls)))
+        return verdict.calls
+    return tuple(sorted(set(known) | set(verdict.calls)))
+
+
+def _settled(func: Ref, args: object) -> bool:
+    """Calling `func` with `args` needs no further look: an allowed constructor,
+    or an allowed helper whose called arguments are plain."""
+    return func.plain or (func.quick and _plain_arguments(func, args))
+
+
+def _plain_arguments(func: Ref, args: object) -> bool:
+    """The arguments `func` calls are allowed constructors or literals."""
+    if type(args) is not tuple:
+        return False
+    n = len(args)
+    for index in func.calls:
+        if index < n:
+            called = args[index]
+            if isinstance(called, Ref):
+                if not called.plain:
+                    return False
+            elif _may_be_callable(called):
+                return False
+    return True
 
 
 def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
@@ -897,10 +926,12 @@ def _walk(
                 func = stack[-1]
                 if type(args) is not tuple and not _may_be_callable(args):
                     raise Malformed("REDUCE arguments are not a tuple", base + op_pos)
-                if not _may_be_callable(func):
+                if not isinstance(func, Ref) and not _may_be_callable(func):
                     raise Malformed(f"REDUCE calls a {type(func).__name__} value", base + op_pos)
                 stack[-1] = Call(func, args, base + op_pos)
-                if not isinstance(func, Ref) or not func.plain:
+                if not isinstance(func, Ref) or not (
+                    func.plain or (func.quick and _plain_arguments(func, args))
+                ):
                     resolved = _on_call(ctx, func, args, base + op_pos, "REDUCE")
                     if resolved is not None:
                         stack[-1] = resolved
@@ -1007,7 +1038,7 @@ def _walk(
                 if type(args) is not tuple and not _may_be_callable(args):
                     raise Malformed("NEWOBJ arguments are not a tuple", base + op_pos)
                 stack[-1] = Call(cls, args, base + op_pos)
-                if not isinstance(cls, Ref) or not cls.plain:
+                if not isinstance(cls, Ref) or not _settled(cls, args):
                     _on_new(ctx, cls, args, base + op_pos, "NEWOBJ")
             elif op == 0x93:  # STACK_GLOBAL
                 name = stack.pop()
@@ -1125,7 +1156,7 @@ def _walk(
                 if type(kwargs) is not dict and not _may_be_callable(kwargs):
                     raise Malformed("NEWOBJ_EX keyword arguments are not a dict", base + op_pos)
                 stack[-1] = Call(cls, args, base + op_pos)
-                if not isinstance(cls, Ref) or not cls.plain:
+                if not isinstance(cls, Ref) or not _settled(cls, args):
                     _on_new(ctx, cls, args, base + op_pos, "NEWOBJ_EX")
             elif op == 0x6F:  # OBJ
                 items = stack
@@ -1136,7 +1167,7 @@ def _walk(
                 if not _may_be_callable(cls):
                     raise Malformed(f"OBJ calls a {type(cls).__name__} value", base + op_pos)
                 stack.append(Call(cls, args, base + op_pos))
-                if not isinstance(cls, Ref) or not cls.plain:
+                if not isinstance(cls, Ref) or not _settled(cls, args):
                     _on_call(ctx, cls, args, base + op_pos, "OBJ")
             elif op == 0x69:  # INST
                 module_s, name_s, pos = _read_global_args(data, pos, final, base + op_pos)
@@ -1314,7 +1345,7 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
         return None
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
-        for index in _called_positions(func):
+        for index in func.calls:
             if isinstance(args, tuple) and len(args) > index:
                 called = args[index]
                 # Literals cannot be called (a name string is looked up, not run).
