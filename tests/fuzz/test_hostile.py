@@ -129,6 +129,11 @@ def test_keras_config_nesting_is_a_limit_finding() -> None:
     assert finding.severity >= Severity.MEDIUM and "nests deeper" in finding.message
 
 
+def test_hdf5_model_config_with_a_flipped_byte_is_still_analysed() -> None:
+    report, _ = _scan(HOSTILE / "hdf5_lambda_byte_flip.h5")
+    assert "keras-lambda" in rule_ids(report)
+
+
 def test_hdf5_reader_that_loops_forever_is_stopped() -> None:
     report, elapsed = _scan(HOSTILE / "hdf5_heap_loop.h5", Limits(seconds_per_file=1.0))
     [finding] = [f for f in report.findings if f.rule_id == "scan-limit"]
