@@ -182,3 +182,14 @@ def test_a_local_folder_named_like_a_repo_is_not_the_hub_repo(
     _, doc = bom_of(hub, tmp_path, "acme/tiny-finetune", f"hf://acme/tiny-finetune@{sha}")
     refs = {m["bom-ref"] for m in components(doc, "machine-learning-model") if "modelCard" in m}
     assert refs == {"model:tiny-finetune", f"pkg:huggingface/acme/tiny-finetune@{sha}"}
+
+
+def test_bom_remote_is_the_same_as_scan_remote_bom(hub: HubServer, tmp_path: Path) -> None:
+    sha = commit(hub, "acme/tiny-finetune")
+    out = tmp_path / "scan.json"
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "SOURCE_DATE_EPOCH": EPOCH}
+    CliRunner().invoke(
+        cli, ["scan", "--remote", f"hf://acme/tiny-finetune@{sha}", "--bom", str(out)], env=env
+    )
+    text, _ = bom_of(hub, tmp_path, "--remote", f"hf://acme/tiny-finetune@{sha}")
+    assert json.loads(text) == json.loads(out.read_text())

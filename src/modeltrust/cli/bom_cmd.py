@@ -100,6 +100,11 @@ def _may_be_remote(targets: tuple[str, ...], assume_hub: bool) -> bool:
               help="The threshold recorded as the verdict (default: the policy's).")  # fmt: skip
 @rules_option
 @click.option("--hub", "assume_hub", is_flag=True, help="Read ORG/NAME[@REV] targets as Hugging Face repos.")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Read hub files through HTTP ranges (no SHA-256 in the BOM: not every byte is read).",
+)
 @click.option("--include", multiple=True, help="Only files whose path in the repo or folder matches (glob).")
 @click.option("--exclude", multiple=True, help="Skip files whose path in the repo or folder matches (glob).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of errors.")
@@ -114,6 +119,7 @@ def bom(
     fail_on: str | None,
     rules_files: tuple[str, ...],
     assume_hub: bool,
+    remote: bool,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     verbose: bool,
@@ -134,10 +140,12 @@ def bom(
         targets=targets,
         rules_files=rules_files,
         fail_on=threshold,
-        hash_files=True,
+        hash_files=not remote,
         include=include,
         exclude=exclude,
-        hub=hub_settings(assume_hub, include, exclude) if _may_be_remote(targets, assume_hub) else None,
+        hub=hub_settings(assume_hub, include, exclude, remote)
+        if _may_be_remote(targets, assume_hub)
+        else None,
     )
     ruleset = load_rules(config.rules_files, cache_dir=cache)
     _preload_bom()
