@@ -89,7 +89,6 @@ def test_refused_payload_is_high(technique: str, tmp_path: Path, rules: RuleSet)
         ("scipy.stats._distn_infrastructure", "rv_continuous_frozen"),
         ("collections", "namedtuple"),
         ("accelerate.state", "PartialState"),
-        ("functools", "partial"),
         ("operator", "attrgetter"),
         ("builtins", "getattr"),
         ("torch._C", "PyTorchFileWriter"),
@@ -98,3 +97,45 @@ def test_refused_payload_is_high(technique: str, tmp_path: Path, rules: RuleSet)
 )
 def test_refused_name_is_not_allowed(name: tuple[str, str], rules: RuleSet) -> None:
     assert rules.classify(*name).verdict is not Verdict.ALLOWED
+
+
+# functools.partial is allowed only around a constructor entry: its argument 0
+# is judged as a call (fitted HistGradientBoosting preprocessors hold
+# partial(sklearn.utils.validation.check_array, ...)).
+def _partial_of(module: str, name: str, call_it: bool) -> bytes:
+    made = _global("functools", "partial") + _global(module, name) + _str(f"touch {MARKER}") + b"\x86R"
+    return b"\x80\x02" + made + (b")R" if call_it else b"") + b"."
+
+
+def test_partial_calling_a_command_really_runs() -> None:
+    result = oracle.run_bytes(_partial_of("os", "system", call_it=True), "pickle", oracle.EVERYTHING)
+    assert result.marker_created
+
+
+@pytest.mark.parametrize(
+    ("target", "call_it"),
+    [
+        (("os", "system"), True),
+        (("os", "system"), False),
+        (("numpy", "mean"), False),  # import-only: a partial may not wrap it
+        (("some.unknown", "thing"), False),
+        (("sklearn.utils.validation", "check_array"), True),  # calling the partial: a dynamic call
+    ],
+)
+def test_partial_of_anything_but_a_constructor_is_high(
+    target: tuple[str, str], call_it: bool, tmp_path: Path, rules: RuleSet
+) -> None:
+    report = scan_bytes(tmp_path, _partial_of(*target, call_it=call_it), "model.pkl", rules=rules)
+    assert report.max_severity is not None and report.max_severity >= Severity.HIGH, [
+        (f.severity.label, f.message) for f in report.findings
+    ]
+
+
+def test_partial_of_check_array_as_sklearn_writes_it_is_clean(tmp_path: Path, rules: RuleSet) -> None:
+    report = scan_bytes(
+        tmp_path,
+        _partial_of("sklearn.utils.validation", "check_array", call_it=False),
+        "model.pkl",
+        rules=rules,
+    )
+    assert not [f for f in report.findings if f.severity >= Severity.MEDIUM]
