@@ -517,6 +517,140 @@ def main(argv: Sequence[str]) -> None:
         raise SystemExit("usage: oracle.py child LOADER PATH OUT | batch LOADER OUT | worker | worker-python")
 
 
+# --- repository loaders ----------------------------------------------------------
+#
+# transformers (trust_remote_code), keras, onnx, gguf and a non-sandboxed jinja2
+# renderer open a model folder in a child process under an audit hook that
+# records every file opened and every module imported. Their payloads are
+# harmless (they create the marker in the child's cwd), so these loads run to
+# the end: what they opened and imported is the ground truth the scan's
+# coverage is compared with.
+
+REPO_LIBRARIES = {"transformers": "transformers", "keras": "keras", "onnx": "onnx", "gguf": "gguf",
+                  "jinja2": "jinja2"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RepoOracleResult:
+    loader: str
+    opened: tuple[str, ...]
+    """Files the loader opened inside the target folder (paths relative to it)."""
+    imported: tuple[str, ...]
+    """Modules imported from the target (transformers_modules.* for remote code)."""
+    attributes: tuple[str, ...]
+    """jinja2: every attribute or item name the template looked up while rendering."""
+    error: str
+    marker_created: bool
+
+
+def require_repo_loader(loader: str) -> None:
+    if importlib.util.find_spec(REPO_LIBRARIES[loader]) is None:
+        import pytest
+
+        pytest.skip(
+            f"{REPO_LIBRARIES[loader]} is not installed (pip install '.[fixtures]'): no {loader} oracle"
+        )
+
+
+_REPO_CHILD = r"""
+import json, os, sys
+loader, target, out = sys.argv[1:4]
+root = os.path.realpath(target if os.path.isdir(target) else os.path.dirname(target))
+opened, imported, attributes = [], [], []
+
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        path = os.fsdecode(args[0])
+        real = os.path.realpath(path) if os.path.exists(path) else os.path.abspath(path)
+        for base in (root, os.path.abspath(target if os.path.isdir(target) else os.path.dirname(target))):
+            if os.path.abspath(path).startswith(base + os.sep):
+                opened.append(os.path.relpath(os.path.abspath(path), base))
+                break
+    elif event == "import" and args[0].startswith("transformers_modules"):
+        imported.append(args[0])
+
+error = ""
+try:
+    if loader == "transformers":
+        from transformers import AutoConfig
+        sys.addaudithook(hook)
+        AutoConfig.from_pretrained(target, trust_remote_code=True)
+    elif loader == "keras":
+        import keras
+        sys.addaudithook(hook)
+        keras.saving.load_model(target, safe_mode=False)
+    elif loader == "onnx":
+        import onnx
+        sys.addaudithook(hook)
+        onnx.load(target)
+    elif loader == "gguf":
+        from gguf import GGUFReader
+        sys.addaudithook(hook)
+        reader = GGUFReader(target)
+        field = reader.fields.get("tokenizer.chat_template")
+        if field is not None:
+            attributes.append(bytes(field.parts[field.data[0]]).decode("utf-8"))
+    elif loader == "jinja2":
+        import jinja2
+        class Recording(jinja2.Environment):
+            def getattr(self, obj, attribute):
+                attributes.append(str(attribute))
+                return super().getattr(obj, attribute)
+            def getitem(self, obj, argument):
+                attributes.append(str(argument))
+                return super().getitem(obj, argument)
+        source = open(target, encoding="utf-8").read()
+        messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"}, {"role": "user", "content": "q"}]
+        Recording(extensions=["jinja2.ext.loopcontrols"]).from_string(source).render(
+            messages=messages, bos_token="<s>", eos_token="</s>", add_generation_prompt=True)
+except BaseException as exc:
+    error = f"{type(exc).__name__}: {exc}"
+sys.addaudithook(lambda *a: None)
+with open(out, "w") as handle:
+    json.dump({"opened": opened, "imported": imported, "attributes": attributes, "error": error}, handle)
+"""
+
+
+def run_repo_loader(loader: str, target: str | Path, timeout: float = 300) -> RepoOracleResult:
+    """Open `target` (a folder or file) with the real library in a child process."""
+    require_repo_loader(loader)
+    target = Path(target).resolve()
+    with tempfile.TemporaryDirectory(prefix="repo-oracle-") as tmp:
+        out = Path(tmp) / "result.json"
+        cwd = Path(tmp) / "cwd"
+        cwd.mkdir()
+        env = _child_env()
+        env.update(
+            HF_HUB_OFFLINE="1",
+            HF_MODULES_CACHE=str(Path(tmp) / "modules"),
+            HF_HOME=str(Path(tmp) / "hf"),
+            KERAS_BACKEND="torch",
+            TRANSFORMERS_VERBOSITY="error",
+        )
+        if loader == "transformers":  # the generated wrapper code needs writable caches only
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        proc = subprocess.run(
+            [sys.executable, "-c", _REPO_CHILD, loader, str(target), str(out)],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        marker = (cwd / MARKER).exists()
+        data: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    return RepoOracleResult(
+        loader=loader,
+        opened=tuple(dict.fromkeys(data.get("opened", []))),
+        imported=tuple(dict.fromkeys(data.get("imported", []))),
+        attributes=tuple(data.get("attributes", [])),
+        error=data.get("error", "") or (proc.stderr[-2000:] if proc.returncode else ""),
+        marker_created=marker,
+    )
+
+
 if __name__ == "__main__":
     # Running as a script puts tests/ first on sys.path; keep the loaders'
     # own names (e.g. a library's `test` modules) from resolving to ours.

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modeltrust.findings import Severity
+from modeltrust.scanners.safetensors import MAX_METADATA_VALUE
 
 from .conftest import FIXTURES, manifest, rule_ids, scan_bytes
 
@@ -64,7 +65,7 @@ def _with_header(header: dict[str, object], data: bytes) -> bytes:
     "header, data, rule",
     [
         ({"__metadata__": {"n": 1}}, b"", "safetensors-metadata"),
-        ({"__metadata__": {"big": "x" * 70000}}, b"", "safetensors-metadata"),
+        ({"__metadata__": {"big": "x" * (MAX_METADATA_VALUE + 1)}}, b"", "safetensors-metadata"),
         ({"a": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 1]}}, b"\0", "safetensors-layout"),
         ({"a": {"dtype": "U8", "shape": [-1], "data_offsets": [0, 1]}}, b"\0", "safetensors-layout"),
         ({"a": {"dtype": "U8", "shape": [1], "data_offsets": [1, 0]}}, b"\0", "safetensors-layout"),
@@ -100,3 +101,25 @@ def test_whatever_the_library_rejects_is_flagged(
     report = scan_bytes(tmp, bytes(blob))
     if not library_accepts(tmp / "sample.bin"):
         assert report.max_severity is not None and report.max_severity >= Severity.MEDIUM, bytes(blob[:120])
+
+
+def test_kohya_lora_training_metadata_is_not_flagged(tmp_path: Path) -> None:
+    """kohya-ss writes tag frequencies and dataset folders as JSON strings of
+    hundreds of KiB into a LoRA's __metadata__."""
+    import json
+    import struct
+
+    tags = {f"tag_{i}": i for i in range(20_000)}
+    metadata = {
+        "ss_network_module": "networks.lora",
+        "ss_tag_frequency": json.dumps({"10_dataset": tags}),
+        "ss_dataset_dirs": json.dumps({"10_dataset": {"n_repeats": 10, "img_count": 400}}),
+    }
+    header = json.dumps(
+        {"__metadata__": metadata, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    )
+    raw = header.encode()
+    raw += b" " * (-len(raw) % 8)
+    data = struct.pack("<Q", len(raw)) + raw + bytes(4)
+    assert len(metadata["ss_tag_frequency"]) > 64 * 1024
+    assert not scan_bytes(tmp_path, data, "lora.safetensors").findings

@@ -42,6 +42,8 @@ class _Cursor:
     def __init__(self, reader: ByteReader, pos: int) -> None:
         self.reader = reader
         self.pos = pos
+        self.order = "<"
+        """Byte order of every number after the magic ('>' for files converted with --bigendian)."""
         self._base = 0
         self._buf = b""
 
@@ -62,7 +64,7 @@ class _Cursor:
         self.pos += n
 
     def unpack(self, code: str, size: int) -> int | float | bool:
-        value: int | float | bool = struct.unpack("<" + code, self.take(size))[0]
+        value: int | float | bool = struct.unpack(self.order + code, self.take(size))[0]
         return value
 
     def uint(self, size: int) -> int:
@@ -118,6 +120,11 @@ class _Parser:
     def parse(self) -> list[tuple[str, int, int]]:
         """Metadata then tensor infos; returns (name, data offset, nbytes) per tensor."""
         self.version = self.cur.uint(4)
+        if self.version & 0xFFFF == 0:
+            # As gguf's reader decides: a version whose low half is zero was
+            # written in the other byte order (convert_hf_to_gguf.py --bigendian).
+            self.cur.order = ">"
+            self.version = int.from_bytes(self.version.to_bytes(4, "little"), "big")
         if self.version not in (1, 2, 3):
             raise GGUFError(f"unknown GGUF version {self.version}", 4)
         tensors = self.cur.uint(self.length_size)

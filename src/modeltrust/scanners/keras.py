@@ -26,7 +26,8 @@ DANGEROUS_TF_OPS = ("io.write_file", "io.read_file", "io.gfile", "py_function", 
 
 
 def is_keras_zip(names: list[str]) -> bool:
-    return "config.json" in names and "metadata.json" in names
+    """keras.saving.load_model reads config.json; metadata.json is optional."""
+    return "config.json" in names
 
 
 def _is_lambda(obj: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
@@ -83,6 +83,8 @@ def scan_repo(files: dict[str, RepoFile], ctx: ScanContext) -> None:
             report_compiled(files[path].location, ctx)
         elif name.endswith((".jinja", ".j2")):
             _check_template(files[path], ctx)
+        elif name.endswith(".onnx"):
+            _onnx_external_data(path, files, ctx)
         if name.endswith(".json") and "config" in name:
             for module, why in _config_modules(files[path], ctx):
                 base = posixpath.dirname(path)
@@ -90,6 +92,30 @@ def scan_repo(files: dict[str, RepoFile], ctx: ScanContext) -> None:
         elif path.endswith("custom_generate/generate.py"):
             _reach(graph, path, "transformers' custom_generate (generate(custom_generate=...))")
     _walk(graph)
+    if len(files) > 1:
+        _grade_unreached(graph)
+
+
+def _grade_unreached(graph: _Graph) -> None:
+    """Dangerous behaviour is critical in code a loader runs. In a module of a
+    scanned folder that no loader imports (train.py, a conversion script) it
+    runs only if someone runs the file: high."""
+    from ..findings import Severity
+
+    unreached = {
+        graph.files[p].location for p in graph.files if p.endswith((".py", ".pyw")) and p not in graph.reached
+    }
+    for index, finding in enumerate(graph.ctx.findings):
+        if (
+            finding.location in unreached
+            and finding.severity is Severity.CRITICAL
+            and finding.scanner == "code"
+        ):
+            graph.ctx.findings[index] = replace(
+                finding,
+                severity=Severity.HIGH,
+                message=f"{finding.message}; no standard loader imports this file",
+            )
 
 
 def _read(item: RepoFile, limit: int) -> bytes | None:
@@ -219,6 +245,37 @@ def _analyse_source(item: RepoFile, ctx: ScanContext) -> list[ImportEdge]:
         return []
     report_facts(facts, item.location, ctx)
     return facts.imports
+
+
+def _onnx_external_data(path: str, files: dict[str, RepoFile], ctx: ScanContext) -> None:
+    """Files an ONNX model names as external data (`model.onnx_data`, `weights.bin`)
+    are raw tensor bytes the runtime reads by offset and length: recorded as
+    data rather than as unverified binaries. Anything else found in them stays."""
+    from .onnx import external_data_files
+
+    try:
+        reader = files[path].open()
+    except OSError:
+        return
+    try:
+        locations = external_data_files(reader)
+    finally:
+        _close(reader)
+    base = posixpath.dirname(path)
+    for location in sorted(set(locations)):
+        data = posixpath.normpath(posixpath.join(base, location.replace("\\", "/")))
+        item = files.get(data)
+        if item is None:
+            continue
+        unverified = [
+            f for f in ctx.findings if f.rule_id == "scan-unverified" and f.location == item.location
+        ]
+        if not unverified:
+            continue
+        for finding in unverified:
+            ctx.findings.remove(finding)
+        message = f"external tensor data of {path}: raw bytes read by offset and length, nothing deserialised"
+        ctx.report("format-data", item.location, message, SCANNER, subject="onnx-external-data")
 
 
 def _check_template(item: RepoFile, ctx: ScanContext) -> None:

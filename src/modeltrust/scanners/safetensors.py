@@ -17,7 +17,9 @@ SCANNER = "safetensors"
 # The safetensors library refuses headers over 100 MB; we parse up to a smaller
 # bound in memory and call larger ones unverifiable.
 LIBRARY_MAX_HEADER = 100_000_000
-MAX_METADATA_VALUE = 64 * 1024
+MAX_METADATA_VALUE = 8 << 20
+"""Sized to real files: kohya LoRA training metadata (ss_tag_frequency,
+ss_dataset_dirs) runs to hundreds of KiB."""
 
 # Bits per element; sub-byte types pack densely.
 DTYPE_BITS = {
