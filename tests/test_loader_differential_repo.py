@@ -64,6 +64,7 @@ def test_scan_reports_the_promised_severity(name: str) -> None:
         assert top is Severity.HIGH, _describe(report)
 
 
+@pytest.mark.slow  # a process per repository, loading transformers, keras or onnx
 @pytest.mark.parametrize("name", PROVEN)
 def test_payload_runs_with_the_real_loader(name: str) -> None:
     result = _load(name)
@@ -80,6 +81,7 @@ def test_payload_runs_with_the_real_loader(name: str) -> None:
     assert result.marker_created, result.error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LOADED)
 def test_scan_covers_what_the_loader_opens_and_imports(name: str) -> None:
     loader = str(MANIFEST[name]["loader"])
