@@ -114,7 +114,8 @@ class _Walk:
 
     def node(self, msg: Message, depth: int) -> None:
         self.nodes += 1
-        if not self.nodes & 0xFFFF:
+        # ctx is None when the repository pass only lists external data
+        if not self.nodes & 0xFFFF and self.ctx is not None:
             self.ctx.check_time()
         if self.nodes > MAX_NODES:
             raise WireError(f"more than {MAX_NODES} nodes", msg.start)
