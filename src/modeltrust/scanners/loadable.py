@@ -23,8 +23,9 @@ from .pickle_file import scan_pickle_reader
 # Where the loader gives up too; nothing after it runs. (No loader that reads
 # a file from offset 0 as a pickle sets a persistent_load, so PERSID stops it.)
 _STOPS = {"pickle-malformed", "pickle-trailing-data", "pickle-persistent-id"}
-# Reported before the walk starts for streams over the size bound.
-_LIMIT = "pickle-opcode-limit"
+# Bounds the walker reports (the byte bound before the walk starts): a walk
+# that stopped earlier never reached them.
+_LIMITS = {"pickle-opcode-limit", "pickle-analysis-incomplete"}
 # Most such walks end within a few bytes: read as little as the walker can
 # (its minimum window, about 74 KB), so header-only formats stay cheap.
 _CHUNK = 0
@@ -66,4 +67,4 @@ def _unreached(finding: Finding, stopped_at: int | None) -> bool:
     if finding.rule_id in _STOPS:
         return True
     offset = finding.location.offset
-    return finding.rule_id == _LIMIT and stopped_at is not None and (offset is None or stopped_at < offset)
+    return finding.rule_id in _LIMITS and stopped_at is not None and (offset is None or stopped_at < offset)
