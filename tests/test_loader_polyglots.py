@@ -29,6 +29,7 @@ _LOAD = {
     "pickle": "import pickle\npickle.load(open('sample', 'rb'))",
     "joblib": "import joblib\njoblib.load('sample')",
     "numpy": "import numpy\nnumpy.load('sample', allow_pickle=True)",
+    "torch": "import torch\ntorch.load('sample', weights_only=False)",
 }
 
 
@@ -231,3 +232,24 @@ def test_npy_header_over_the_limit_is_still_followed(tmp_path: Path) -> None:
     assert fires(path, "numpy", tmp_path)
     report = scan(ScanConfig(targets=(str(path),), limits=Limits(max_header_bytes=8192)))
     assert any(f.subject == "os.system" and f.severity is Severity.CRITICAL for f in report.findings)
+
+
+def test_zip_directories_zipfile_and_miniz_disagree_on_are_all_scanned(
+    tmp_path: Path, rules: RuleSet
+) -> None:
+    """zipfile reads the zip64 record right before the locator, miniz the one
+    the locator points to: with two different records, both are scanned."""
+    import io
+    import zipfile
+
+    data = loader_polyglots.zip_with_directories(
+        [loader_polyglots.BENIGN_TORCH, loader_polyglots.EVIL_TORCH],
+        eocd32=0,
+        zip64_pointed=0,
+        zip64_adjacent=1,
+    )
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:  # the oracle: which copy zipfile reads
+        assert b"system" in archive.read("archive/data.pkl")
+    report = scan_bytes(tmp_path, data, name="arrays.npz", rules=rules)
+    assert any(f.subject == "os.system" for f in report.findings)
+    assert any("central directories" in f.message for f in report.findings)

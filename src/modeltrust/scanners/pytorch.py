@@ -30,13 +30,28 @@ _ELEMENT_SIZES = {
 
 
 def is_torch_zip(names: list[str]) -> bool:
-    return any(
+    return bool(torch_pickle_members(names)) or any(
         n.rsplit("/", 1)[-1] in ("data.pkl", "constants.pkl") or n.endswith(".data/version") for n in names
     )
 
 
 def is_torch_tar(names: list[str]) -> bool:
     return {"pickle", "storages"} <= set(names) <= _TAR_MEMBERS | {"."}
+
+
+# Records torch.load unpickles, looked up under the archive's folder.
+_PICKLE_RECORDS = ("data.pkl", "constants.pkl")
+
+
+def torch_pickle_members(names: list[str]) -> set[str]:
+    """Members torch's reader (miniz) would open as its pickle records: the
+    folder is the first member's top directory, and miniz matches names
+    case-insensitively, so `Archive/DATA.PKL` is `archive/data.pkl`."""
+    if not names or "/" not in names[0]:
+        return set()
+    folder = names[0].split("/", 1)[0] + "/"
+    wanted = {(folder + record).lower() for record in _PICKLE_RECORDS}
+    return {name for name in names if name.lower() in wanted}
 
 
 def _role(name: str) -> str:
@@ -56,10 +71,12 @@ def _role(name: str) -> str:
 def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) -> None:
     from .archive import check_crc, open_zip_member
 
-    # torch.load hands an archive with a constants.pkl record to torch.jit.load.
-    torchscript = any(m.name.partition("/")[2] == "constants.pkl" for m in archive.members)
+    loaded = torch_pickle_members(archive.names())
+    # torch.load hands an archive with a constants.pkl record (as miniz finds
+    # it: under the first member's folder, any case) to torch.jit.load.
+    torchscript = any(name.lower().endswith("/constants.pkl") for name in loaded)
     for member in archive.members:
-        role = _role(member.name)
+        role = "pickle" if member.name in loaded else _role(member.name)
         if member.is_dir or role in ("tensor", "metadata"):
             continue  # tensor payload is never read
         reader = open_zip_member(archive, member, location, ctx)

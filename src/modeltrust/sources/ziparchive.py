@@ -172,21 +172,67 @@ def _find_eocd(reader: ByteReader) -> int:
     raise ZipFormatError("no end-of-central-directory record")
 
 
-def _directory_bounds(reader: ByteReader, eocd_offset: int) -> tuple[int, int, int]:
-    """(entry count, directory size, directory offset), following Zip64."""
+class Directory(NamedTuple):
+    """A central directory some loader reads: where it starts, and by how
+    much that loader shifts the local-header offsets its entries give."""
+
+    entries: int
+    size: int
+    start: int
+    shift: int
+
+
+def _directory_bounds(reader: ByteReader, eocd_offset: int) -> list[Directory]:
+    """Every central directory a loader may read, the one miniz (torch) reads first.
+
+    Whenever a zip64 locator sits right before the end record, miniz and
+    zipfile read a zip64 record instead of the 32-bit fields, whatever those
+    say: miniz the record the locator points to, zipfile the one right before
+    the locator. zipfile then reads the directory that ends where that record
+    begins (and shifts member offsets by the difference, for archives behind a
+    prefix); miniz reads it where the record says. A file can make these
+    disagree; then every one of them is scanned."""
     fields = _EOCD_STRUCT.unpack(reader.read_at(eocd_offset, _EOCD_STRUCT.size))
     count, cd_size, cd_offset = fields[4], fields[5], fields[6]
-    if count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
-        loc_at = eocd_offset - _EOCD64_LOCATOR_STRUCT.size
-        loc = reader.read_at(loc_at, _EOCD64_LOCATOR_STRUCT.size)
-        if loc_at < 0 or loc[:4] != _EOCD64_LOCATOR:
-            raise ZipFormatError("zip64 sizes without a zip64 locator")
-        eocd64_at = _EOCD64_LOCATOR_STRUCT.unpack(loc)[2]
-        rec = reader.read_at(eocd64_at, _EOCD64_STRUCT.size)
-        if len(rec) < _EOCD64_STRUCT.size or rec[:4] != _EOCD64:
-            raise ZipFormatError("zip64 end record missing where the locator points")
-        f64 = _EOCD64_STRUCT.unpack(rec)
-        count, cd_size, cd_offset = f64[7], f64[8], f64[9]
+    saturated = count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF
+    found: list[Directory] = []
+
+    def add(directory: Directory) -> None:
+        if directory.start >= 0 and directory not in found:
+            found.append(directory)
+
+    zipfile_end = eocd_offset  # where the directory zipfile reads ends
+    zipfile_bounds: tuple[int, int, int] | None = None if saturated else (count, cd_size, cd_offset)
+    loc_at = eocd_offset - _EOCD64_LOCATOR_STRUCT.size
+    loc = reader.read_at(loc_at, _EOCD64_LOCATOR_STRUCT.size) if loc_at >= 0 else b""
+    if len(loc) == _EOCD64_LOCATOR_STRUCT.size and loc[:4] == _EOCD64_LOCATOR:
+        pointed = _zip64_record(reader, _EOCD64_LOCATOR_STRUCT.unpack(loc)[2])
+        if pointed is not None:  # miniz
+            add(Directory(pointed[0], pointed[1], pointed[2], 0))
+        adjacent_at = loc_at - _EOCD64_STRUCT.size
+        adjacent = _zip64_record(reader, adjacent_at)
+        if adjacent is not None:  # zipfile
+            zipfile_end, zipfile_bounds = adjacent_at, adjacent
+    if zipfile_bounds is not None:
+        n, size, offset = zipfile_bounds
+        if not found:  # no zip64 record: miniz reads the 32-bit fields as they are
+            add(Directory(n, size, offset, 0))
+        add(Directory(n, size, zipfile_end - size, zipfile_end - size - offset))
+    if not found:
+        raise ZipFormatError("zip64 sizes without a zip64 end record")
+    return found
+
+
+def _zip64_record(reader: ByteReader, offset: int) -> tuple[int, int, int] | None:
+    if offset < 0:
+        return None
+    rec = reader.read_at(offset, _EOCD64_STRUCT.size)
+    if len(rec) < _EOCD64_STRUCT.size or rec[:4] != _EOCD64:
+        return None
+    f64 = _EOCD64_STRUCT.unpack(rec)
+    count: int = f64[7]
+    cd_size: int = f64[8]
+    cd_offset: int = f64[9]
     return count, cd_size, cd_offset
 
 
@@ -218,32 +264,62 @@ def _decode_name(raw: bytes, flags: int) -> str:
 
 
 def read_zip(reader: ByteReader, max_members: int = 1_000_000) -> ZipArchive:
-    """Read the central directory (and each member's local header)."""
+    """Read the central directory (and each member's local header). When the
+    end records lead loaders to different directories, members of every one
+    are listed (the first is the one torch reads) and a problem says so."""
     eocd = _find_eocd(reader)
-    count, cd_size, cd_offset = _directory_bounds(reader, eocd)
+    candidates = _directory_bounds(reader, eocd)
+    members: list[ZipMember] = []
     problems: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    readable = 0
+    last_error = "no central directory"
+    for directory in candidates:
+        try:
+            listed = _read_directory(reader, directory, max_members, problems)
+        except ZipFormatError as exc:
+            last_error = str(exc)
+            continue
+        readable += 1
+        for member in listed:
+            if (member.name, member.header_offset) not in seen:
+                seen.add((member.name, member.header_offset))
+                members.append(member)
+        if len(members) > max_members:
+            raise ZipFormatError(f"more than {max_members} members")
+    if not readable:
+        raise ZipFormatError(last_error)
+    if readable > 1:
+        problems.append(
+            f"the end records lead loaders to {readable} different central directories (zip64 "
+            "locator, zip64 record, 32-bit record); all were scanned"
+        )
+    return ZipArchive(reader, members, problems)
+
+
+def _read_directory(
+    reader: ByteReader, directory: Directory, max_members: int, problems: list[str]
+) -> list[ZipMember]:
+    count, cd_size, start, shift = directory
     if count > max_members:
         raise ZipFormatError(f"{count} members is over the limit of {max_members}")
-    # A prefix before the archive (self-extractor style) shifts every offset.
-    shift = 0
-    if reader.read_at(cd_offset, 4) != _CENTRAL and count:
-        shift = eocd - cd_size - cd_offset
-        if shift <= 0 or reader.read_at(cd_offset + shift, 4) != _CENTRAL:
-            raise ZipFormatError("central directory not found where the end record points")
+    if count and reader.read_at(start, 4) != _CENTRAL:
+        raise ZipFormatError("central directory not found where the end record points")
+    if shift:
         problems.append(f"archive starts {shift} bytes into the file")
-    directory = reader.read_at(cd_offset + shift, cd_size)
+    data = reader.read_at(start, cd_size)
     members: list[ZipMember] = []
     pos = 0
     for _ in range(count):
-        if directory[pos : pos + 4] != _CENTRAL or pos + _CENTRAL_STRUCT.size > len(directory):
+        if data[pos : pos + 4] != _CENTRAL or pos + _CENTRAL_STRUCT.size > len(data):
             problems.append(f"central directory ends after {len(members)} of {count} entries")
             break
-        f = _CENTRAL_STRUCT.unpack_from(directory, pos)
+        f = _CENTRAL_STRUCT.unpack_from(data, pos)
         flags, method, crc, csize, usize = f[3], f[4], f[7], f[8], f[9]
         name_len, extra_len, comment_len, header_offset = f[10], f[11], f[12], f[16]
         pos += _CENTRAL_STRUCT.size
-        name = _decode_name(directory[pos : pos + name_len], flags)
-        extra = directory[pos + name_len : pos + name_len + extra_len]
+        name = _decode_name(data[pos : pos + name_len], flags)
+        extra = data[pos + name_len : pos + name_len + extra_len]
         pos += name_len + extra_len + comment_len
         if 0xFFFFFFFF in (usize, csize, header_offset):
             usize, csize, header_offset = _zip64_extra(extra, usize, csize, header_offset)
@@ -253,7 +329,7 @@ def read_zip(reader: ByteReader, max_members: int = 1_000_000) -> ZipArchive:
         members.append(ZipMember(name, method, flags, crc, csize, usize, header_offset))
     if len(members) < count and not problems:
         problems.append(f"only {len(members)} of {count} directory entries are readable")
-    return ZipArchive(reader, members, problems)
+    return members
 
 
 def crc_matches(reader: ByteReader, expected: int) -> bool:
