@@ -24,8 +24,8 @@ from .pickle_file import scan_pickle_reader
 # a file from offset 0 as a pickle sets a persistent_load, so PERSID stops it.)
 _STOPS = {"pickle-malformed", "pickle-trailing-data", "pickle-persistent-id"}
 # Bounds the walker reports (the byte bound before the walk starts): a walk
-# that stopped earlier never reached them.
-_LIMITS = {"pickle-opcode-limit", "pickle-analysis-incomplete"}
+# that stopped earlier never reached them. (Add any new limit rule here.)
+_LIMITS = {"pickle-opcode-limit"}
 # Most such walks end within a few bytes: read as little as the walker can
 # (its minimum window, about 74 KB), so header-only formats stay cheap.
 _CHUNK = 0
