@@ -201,7 +201,7 @@ def sniff_head(head: bytes, size: int) -> str:
         return ARROW_STREAM  # the IPC continuation marker before the schema message
     if head[:2] == b"MZ":
         return PE
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if (len(head) >= 262 and head[257:262] == b"ustar") or _is_tar(head):
         return TAR
     if head[:2] == b"ZF":
         return JOBLIB_ZF
@@ -231,6 +231,16 @@ def _is_pyc(head: bytes) -> bool:
         b"\1\0\0\0",
         b"\3\0\0\0",
     )
+
+
+def _is_tar(head: bytes) -> bool:
+    """tarfile needs no magic: a first block whose checksum matches is a tar
+    (V7 archives; torch's oldest checkpoints are opened this way)."""
+    if len(head) < 512 or not (head[148:156].strip(b"\x00 ").isdigit() or head[148] in (0x80, 0xFF)):
+        return False
+    from .sources.tararchive import header_is_valid
+
+    return header_is_valid(head[:512])
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:

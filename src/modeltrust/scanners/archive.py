@@ -176,13 +176,15 @@ class TarScanner:
     formats = ("tar",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        from ..sources.tararchive import TarFormatError, iter_tar
+        from ..sources.tararchive import TarFormatError, read_tar
 
         try:
-            members = list(iter_tar(reader, ctx.limits.max_members))
+            members, problems = read_tar(reader, ctx.limits.max_members)
         except TarFormatError as exc:
             ctx.report("archive-malformed", location, f"tar structure: {exc}", self.name)
             return
+        for problem in problems:
+            ctx.report("archive-malformed", location, f"tar structure: {problem}", self.name)
         names = [m.name for m in members]
         torch_legacy = pytorch.is_torch_tar(names)
         for member in members:
