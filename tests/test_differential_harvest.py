@@ -35,11 +35,8 @@ HARVEST_MANIFEST: dict[str, dict[str, object]] = json.loads((HARVEST / "manifest
 
 # Harvested files the walker still gets wrong (reproducers sent to the walker):
 # they are expected to fail until the fix lands, and strict xfail says so.
-STRING_DTYPE = "joblib array of StringDType: the walk stops (malformed) where joblib goes on"
-WALKER_PENDING_CLEAN = {
-    "numpy/string_dtype_array.joblib.gz": STRING_DTYPE,
-}
-WALKER_PENDING_SEEN = {"numpy/string_dtype_array.joblib.gz": STRING_DTYPE}
+WALKER_PENDING_CLEAN: dict[str, str] = {}
+WALKER_PENDING_SEEN: dict[str, str] = {}
 
 LOADER_BY_SUFFIX = {
     ".pt": "torch",

@@ -254,3 +254,25 @@ def test_zip_directories_zipfile_and_miniz_disagree_on_are_all_scanned(
     report = scan_bytes(tmp_path, data, name="arrays.npz", rules=rules)
     assert any(f.subject == "os.system" for f in report.findings)
     assert any("central directories" in f.message for f in report.findings)
+
+
+# One sample per loader and container (each run imports the library in a fresh process).
+ORACLE_CASES = [
+    ("malicious/loadable_tar_name_field.tar", "pickle"),
+    ("malicious/joblib_wrapper_reconstructor.joblib", "joblib"),
+    ("malicious/npy_descr_comma.npy", "numpy"),
+    ("malicious/torch_zip64_locator.pt", "torch"),
+    ("malicious/torch_tar_pax_size.tar", "torch"),
+]
+
+
+@pytest.mark.parametrize("name, loader", ORACLE_CASES)
+def test_the_name_the_real_loader_stops_at_is_reported(name: str, loader: str, rules: RuleSet) -> None:
+    """Differential: the loader resolves names under an audit hook and stops
+    at the first one modeltrust's rules do not allow; that name is a finding."""
+    from . import oracle
+
+    result = oracle.run_loader(FIXTURES / name, loader)
+    assert result.stopped is not None, (name, result.error)
+    subjects = {f.subject for f in scan_paths(FIXTURES / name, rules=rules).findings}
+    assert ".".join(result.stopped) in subjects, (result.stopped, subjects)

@@ -146,3 +146,16 @@ def test_every_joblib_name_for_a_wrapper_is_known() -> None:
             if isinstance(value, type) and issubclass(value, (NumpyArrayWrapper, NDArrayWrapper)):
                 found.add(f"{info.name}.{attr}")
     assert found and found <= set(WRAPPERS), sorted(found - set(WRAPPERS))
+
+
+def test_string_dtype_holds_references() -> None:
+    """numpy 2's StringDType: joblib writes its arrays as a nested pickle."""
+    from modeltrust.scanners.joblib import _STRING_DTYPE, _STRING_DTYPE_ITEMSIZE
+
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "StringDType"):
+        pytest.skip("numpy without StringDType")
+    for dtype in (dtypes.StringDType(), dtypes.StringDType(na_object=None)):
+        func, _args = dtype.__reduce__()[:2]
+        assert f"{func.__module__}.{func.__name__}" in _STRING_DTYPE
+        assert dtype.hasobject and dtype.itemsize == _STRING_DTYPE_ITEMSIZE

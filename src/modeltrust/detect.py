@@ -218,7 +218,7 @@ def sniff_head(head: bytes, size: int) -> str:
     if looks_like_protocol0_pickle(head):
         return PICKLE
     if _is_pyc(head):
-        return "pyc"  # no scanner yet: the unverified fallback reports it
+        return "pyc"  # compiled Python (code.CompiledPythonScanner)
     return _sniff_text(head)
 
 
@@ -315,8 +315,6 @@ def _sniff_text(head: bytes) -> str:
 # Globs match the lower-cased base name.
 NAME_RULES: tuple[tuple[str, str], ...] = (
     ("*.py", PYTHON),  # trust_remote_code modules, custom_pipelines, custom_generate/
-    # Scanners for these two are being written; until scanners.SCANNERS lists
-    # them, the engine skips them (a name-implied format without a scanner).
     ("*.pyc", "pyc"),
     ("*.jinja", "chat-template"),  # chat_template.jinja, additional_chat_templates/*.jinja
     ("*.j2", "chat-template"),

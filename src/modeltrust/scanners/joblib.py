@@ -67,6 +67,13 @@ _DTYPE_CLASSES = {
     "numpy.core._multiarray_umath.dtype",
     "numpy._core._multiarray_umath.dtype",
 }
+# numpy 2's variable-width StringDType pickles as a call to this helper; its
+# arrays hold references (hasobject), so joblib writes them as a nested pickle.
+_STRING_DTYPE = {
+    "numpy._core._internal._convert_to_stringdtype_kwargs",
+    "numpy.core._internal._convert_to_stringdtype_kwargs",
+}
+_STRING_DTYPE_ITEMSIZE = 16
 _INT64 = 1 << 64
 
 
@@ -129,6 +136,8 @@ def _dtype_layout(dtype: object, where: int) -> tuple[int, bool]:
     """(itemsize, hasobject) of a modelled `numpy.dtype(code, ...)` call."""
     if not (isinstance(dtype, Call) and isinstance(dtype.func, Ref)):
         raise Malformed("joblib array wrapper has no readable dtype", where)
+    if _dotted(dtype.func) in _STRING_DTYPE:
+        return _STRING_DTYPE_ITEMSIZE, True
     if _dotted(dtype.func) not in _DTYPE_CLASSES:
         raise Malformed(f"joblib array dtype is built by {dtype.func.dotted}", where)
     args = dtype.args

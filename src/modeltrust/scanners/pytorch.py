@@ -63,8 +63,8 @@ def _role(name: str) -> str:
         return "code"
     if len(parts) >= 2 and parts[-2] == "data" and base.isdigit():
         return "tensor"
-    if base in _METADATA or (len(parts) >= 2 and parts[-2] == ".data"):
-        return "metadata"
+    if base in _METADATA:
+        return "metadata"  # read by torch as text, never unpickled (in .data/ too)
     return "other"
 
 
