@@ -276,3 +276,24 @@ def test_the_name_the_real_loader_stops_at_is_reported(name: str, loader: str, r
     assert result.stopped is not None, (name, result.error)
     subjects = {f.subject for f in scan_paths(FIXTURES / name, rules=rules).findings}
     assert ".".join(result.stopped) in subjects, (result.stopped, subjects)
+
+
+@pytest.mark.parametrize(
+    "name, rule",
+    [
+        ("model.safetensors", "safetensors-"),
+        ("model.onnx", "onnx-malformed"),
+        ("model.gguf", "gguf-bounds"),
+        ("tf_model.h5", "keras-malformed"),
+        ("model.keras", "archive-malformed"),
+        ("model.pt", "pickle-malformed"),
+        ("tokenizer_config.json", "scan-malformed"),
+    ],
+)
+def test_every_claimed_format_reports_its_parse_failure(tmp_path: Path, name: str, rule: str) -> None:
+    """A file named for a loader but not in its format is a finding of that
+    format's scanner, at medium or above (here: a line of text)."""
+    report = scan_bytes(tmp_path, b"hello there\n", name=name)
+    assert any(f.rule_id.startswith(rule) and f.severity >= Severity.MEDIUM for f in report.findings), [
+        (f.rule_id, f.severity.label) for f in report.findings
+    ]

@@ -169,7 +169,11 @@ def _keras_configs() -> list[bytes]:
 
     seeds = []
     for data in fixture_seeds("zip"):
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile:
+            continue  # zips only miniz reads (fixtures for torch's reader)
+        with archive:
             if "config.json" in archive.namelist():
                 seeds.append(archive.read("config.json"))
     return seeds
