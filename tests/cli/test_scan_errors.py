@@ -103,3 +103,15 @@ def test_closed_pipe_keeps_the_verdict_exit_code(tmp_path: Path) -> None:
         err = process.stderr.read().decode()
         assert process.wait(timeout=120) == expected, err
         assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_an_unreachable_hub_target_does_not_stop_a_local_one() -> None:
+    env = {
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "MODELTRUST_HUB_TIMEOUT": "2",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    result = CliRunner().invoke(cli, ["scan", "-v", "hf://org/model", MALICIOUS], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1 and "hf://org/model" in result.stderr
+    assert "pickle-os-command" in result.stdout and "Traceback" not in result.stderr
