@@ -83,7 +83,7 @@ def fleet(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repos", type=int, default=1000)
-    parser.add_argument("--ray-repos", type=int, default=200)
+    parser.add_argument("--ray-repos", type=int, default=0, help="repos for the Ray comparison (0: all)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     try:
@@ -132,11 +132,12 @@ def main() -> None:
                 print("ray: not installed, executor comparison skipped")
                 return
             subset = work / "subset.txt"
-            subset.write_text("\n".join(targets[: args.ray_repos]) + "\n")
+            count = args.ray_repos or args.repos
+            subset.write_text("\n".join(targets[:count]) + "\n")
             tl, _, local = fleet(hub, subset, work / "cmp-local", 2, "remote")
             tr, _, remote = fleet(hub, subset, work / "cmp-ray", 2, "remote", executor="ray")
             key = lambda lines: {(x["target"], x["verdict"], x.get("commit")) for x in lines}  # noqa: E731
-            print(f"ray vs local on {args.ray_repos} repos: equal={key(local) == key(remote)} "
+            print(f"ray vs local on {count} repos: equal={key(local) == key(remote)} "
                   f"(local {tl:.1f} s, ray {tr:.1f} s incl. cluster start)")  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)

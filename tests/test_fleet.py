@@ -157,3 +157,37 @@ def test_local_and_ray_executors_agree(hub: HubServer, tmp_path: Path) -> None:
     )
     ray_lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert verdicts(ray_lines) == verdicts(local), result.output
+
+
+def test_a_bom_and_a_signed_attestation_per_target(hub: HubServer, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modeltrust.cli.verify_attestation_cmd import verify_attestation
+
+    cli.add_command(verify_attestation)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = tmp_path / "key.pem", tmp_path / "key.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/model-0\nhf://acme/evil\n")
+    result, lines = run(hub, tmp_path, "--download", "--bom", "--attest-key", str(private), str(targets))
+    assert result.exit_code == 1, result.output
+    for line in lines:
+        bom = json.loads(Path(str(line["bom"])).read_text())
+        assert bom["bomFormat"] == "CycloneDX"
+        checked = CliRunner().invoke(
+            cli, ["verify-attestation", str(line["attestation"]), "--key", str(public)]
+        )
+        assert checked.exit_code == 0, checked.output
+    refused, _ = run(hub, tmp_path / "r", "--bom", "--attest-key", str(private), str(targets))
+    assert refused.exit_code == 2 and "needs --download" in refused.output

@@ -32,6 +32,13 @@ from .main import EXIT_ERROR, EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, ru
     "--remote/--download", default=True, show_default=True, help="Range requests, or full downloads."
 )
 @click.option("--policy", "policy_name", default=None, help="Policy file or built-in policy name.")
+@click.option("--bom", is_flag=True, help="Write a CycloneDX ML-BOM per vetted target into OUT/boms/.")
+@click.option(
+    "--attest-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Sign an attestation per vetted target (OUT/attestations/) with this private key; needs --download.",
+)
 @rules_option
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @handle_errors
@@ -50,6 +57,8 @@ def fleet(
     store: str | None,
     remote: bool,
     policy_name: str | None,
+    bom: bool,
+    attest_key: str | None,
     rules_files: tuple[str, ...],
     no_progress: bool,
 ) -> None:
@@ -66,6 +75,8 @@ def fleet(
 
     query = HubQuery(datasets, author, search, tags, sort, limit)
     endpoint, token = os.environ.get("HF_ENDPOINT") or None, os.environ.get("HF_TOKEN") or None
+    if attest_key is not None and remote:
+        raise ConfigError("--attest-key needs --download", hint="an attestation names every file's sha256")
     if source is not None and (author or search or tags):
         raise ConfigError("give a targets file or a Hub query, not both")
     if source is not None:
@@ -89,6 +100,9 @@ def fleet(
         cache_dir=os.environ.get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None),
         remote=remote,
         timeout=float(os.environ.get("MODELTRUST_HUB_TIMEOUT") or 20.0),
+        bom_dir=str(out / "boms") if bom else None,
+        attest_key=attest_key,
+        attest_dir=str(out / "attestations") if attest_key else None,
     )
     jobs = workers or os.cpu_count() or 1
     bar, update = _progress(not no_progress, len(targets))

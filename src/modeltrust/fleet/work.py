@@ -43,6 +43,11 @@ class FleetSettings:
     cache_dir: str | None
     remote: bool
     timeout: float = 20.0
+    bom_dir: str | None = None
+    """Write a CycloneDX ML-BOM per vetted target here."""
+    attest_key: str | None = None
+    """Sign an attestation per vetted target with this private key (download mode)."""
+    attest_dir: str | None = None
     attempts: int = 4
     """Tries per target for answers that may change (timeouts, 5xx, 429)."""
     backoff: float = 0.5
@@ -118,8 +123,38 @@ def _vet(target: str, settings: FleetSettings) -> dict[str, Any]:
     report = _merge(report, pinned, reused, lfs, snapshot, _rules(settings.rules_files))
     store.put_files(_fresh_results(report, pinned, lfs, reused))
     line = _line(target, report, settings, snapshot.commit, len(reused), _bytes(snapshot, reused))
+    _evidence(report, settings, pinned, line)
     store.put_target(pinned, line)
     return line
+
+
+def _evidence(report: ScanReport, settings: FleetSettings, pinned: str, line: dict[str, Any]) -> None:
+    """The BOM and the signed attestation of one vetted target, named after it."""
+    if settings.bom_dir is None and settings.attest_key is None:
+        return
+    import datetime
+
+    name = pinned.removeprefix("hf://").replace("/", "__")[:200]
+    policy, rules = _policy(settings.policy), _rules(settings.rules_files)
+    judged = policy.apply(report, rules=rules)
+    if settings.bom_dir is not None:
+        from ..cli.bom_cmd import write_bom
+
+        path = Path(settings.bom_dir) / f"{name}.cdx.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bom(judged, rules, policy, policy.fail_on, str(path))
+        line["bom"] = str(path)
+    if settings.attest_key is not None and settings.attest_dir is not None:
+        from ..attestation.build import vet_run, write_attestation
+        from ..attestation.dsse import KeySigning
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        started = now - datetime.timedelta(seconds=report.duration_seconds)
+        run = vet_run(judged, policy, policy.fail_on, rules.digest, started, now, None)
+        path = Path(settings.attest_dir) / f"{name}.intoto.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_attestation(path, run, KeySigning(Path(settings.attest_key)))
+        line["attestation"] = str(path)
 
 
 def _skipped(done: dict[str, Any]) -> dict[str, Any]:
