@@ -398,6 +398,20 @@ _CALLS_ARGUMENT: dict[tuple[str, str], tuple[int, ...]] = {
 _NOT_PLAIN = _LOADERS | set(_CALLS_ARGUMENT)
 
 
+def _as_arguments(args: object, offset: int, opcode: str) -> object:
+    """The arguments a call gets. C `_pickle` wants a tuple, but the pure-Python
+    unpickler (joblib always, pandas as a fallback) calls func(*args) with any
+    iterable: a list is read as its items; other iterables stay as they are
+    (judged as arguments the walk cannot line up); only non-iterables stop."""
+    if isinstance(args, list):
+        return tuple(args)
+    if isinstance(args, (str, dict, BytesValue)) or args is LONG_TEXT or _may_be_callable(args):
+        return args
+    raise Malformed(
+        f"{opcode} arguments are a {type(args).__name__} value, which no unpickler unpacks", offset
+    )
+
+
 def _may_be_callable(value: object) -> bool:
     """Imported names, call results and persistent objects may be callables;
     the literals the stream builds cannot."""
@@ -700,9 +714,10 @@ def _pylong(text: bytes, base: int, offset: int) -> int:
 
 
 def _decode_int_line(raw: bytes, offset: int) -> int | bool:
-    """INT exactly as _pickle's load_int: C strtol in base 0 (so `I0x1` and
-    octal `I010` load), falling back to Python's int() in base 0; `00`/`01`
-    style lines of two characters are the booleans of protocol 0."""
+    """INT as the C `_pickle` reads it (strtol in base 0, so `I0x1` and octal
+    `I010` load; then int() of the C string) or, failing that, as the pure-Python
+    `pickle._Unpickler` (which joblib always uses) reads it: int(line, 0). The
+    walk stops only where both raise."""
     if not raw:
         raise Malformed("INT with an empty line", offset)
     text = _c_string(raw)
@@ -714,7 +729,10 @@ def _decode_int_line(raw: bytes, offset: int) -> int | bool:
         if len(raw) == 2 and value in (0, 1):
             return value == 1
         return value
-    return _pylong(text, 0, offset)
+    try:
+        return int(text, 0)
+    except ValueError:
+        return _pylong(raw, 0, offset)
 
 
 def _decode_long_line(raw: bytes, offset: int) -> int:
@@ -723,7 +741,10 @@ def _decode_long_line(raw: bytes, offset: int) -> int:
         raise Malformed("LONG with an empty line", offset)
     if raw[-1:] == b"L":
         raw = raw[:-1]
-    return _pylong(_c_string(raw), 0, offset)
+    try:
+        return int(_c_string(raw), 0)  # C
+    except ValueError:
+        return _pylong(raw, 0, offset)  # pure Python
 
 
 _FLOAT_TEXT = re.compile(
@@ -732,25 +753,31 @@ _FLOAT_TEXT = re.compile(
 
 
 def _check_float_line(raw: bytes, offset: int) -> None:
-    """FLOAT as load_float: PyOS_string_to_double must read the whole line (no
-    spaces, no underscores) and not overflow."""
+    """FLOAT: C `_pickle` needs PyOS_string_to_double to read the whole C
+    string without overflow; the pure-Python unpickler takes float(line)
+    (spaces, underscores, overflow to inf). It stops only where both raise."""
     text = _c_string(raw)
-    if not raw or _FLOAT_TEXT.fullmatch(text) is None:
-        raise Malformed(f"bad float literal {text[:20]!r}", offset)
-    numeric = text.lstrip(b"+-")[:1] in b"0123456789."
-    if numeric and float(text) in (float("inf"), float("-inf")):
-        raise Malformed(f"float literal {text[:20]!r} overflows", offset)
+    if raw and _FLOAT_TEXT.fullmatch(text) is not None:
+        numeric = text.lstrip(b"+-")[:1] in b"0123456789."
+        if not numeric or float(text) not in (float("inf"), float("-inf")):
+            return
+    try:
+        float(raw)
+    except ValueError:
+        raise Malformed(f"bad float literal {text[:20]!r}", offset) from None
 
 
 def _memo_key(raw: bytes, offset: int, put: bool) -> int:
-    """GET/PUT's line: PyLong_FromString in base 10; PUT refuses negatives."""
+    """GET/PUT's line: int() in base 10 of the C string (C) or of the line
+    (pure Python, whose memo is a dict: no upper bound); PUT refuses negatives."""
     if not raw:
         raise Malformed("memo index line is empty", offset)
-    key = _pylong(_c_string(raw), 10, offset)
+    try:
+        key = int(_c_string(raw), 10)
+    except ValueError:
+        key = _pylong(raw, 10, offset)
     if put and key < 0:
         raise Malformed("negative PUT argument", offset)
-    if key > _LONG_MAX:  # PyLong_AsSsize_t overflows
-        raise Malformed("memo index does not fit a C ssize_t", offset)
     return key
 
 
@@ -924,8 +951,8 @@ def _walk(
             elif op == 0x52:  # REDUCE
                 args = stack.pop()
                 func = stack[-1]
-                if type(args) is not tuple and not _may_be_callable(args):
-                    raise Malformed("REDUCE arguments are not a tuple", base + op_pos)
+                if type(args) is not tuple:
+                    args = _as_arguments(args, base + op_pos, "REDUCE")
                 if not isinstance(func, Ref) and not _may_be_callable(func):
                     raise Malformed(f"REDUCE calls a {type(func).__name__} value", base + op_pos)
                 stack[-1] = Call(func, args, base + op_pos)
@@ -1035,8 +1062,8 @@ def _walk(
             elif op == 0x81:  # NEWOBJ
                 args = stack.pop()
                 cls = stack[-1]
-                if type(args) is not tuple and not _may_be_callable(args):
-                    raise Malformed("NEWOBJ arguments are not a tuple", base + op_pos)
+                if type(args) is not tuple:
+                    args = _as_arguments(args, base + op_pos, "NEWOBJ")
                 stack[-1] = Call(cls, args, base + op_pos)
                 if not isinstance(cls, Ref) or not _settled(cls, args):
                     _on_new(ctx, cls, args, base + op_pos, "NEWOBJ")
@@ -1101,9 +1128,8 @@ def _walk(
                     raise Malformed(f"unsupported pickle protocol {data[pos]}", base + op_pos)
                 pos += 1
             elif op == 0x95:  # FRAME
-                # _pickle reads the whole frame first: a frame longer than the data stops the load.
-                if final and _u64(data, pos) > len(data) - pos - 8:
-                    raise Malformed("FRAME is longer than the rest of the data", base + op_pos, True)
+                # C _pickle stops at a frame longer than the data; the pure-Python
+                # unpickler reads on: so does the walk.
                 pos += 8
             elif op == 0x2E:  # STOP
                 state.done = True
@@ -1151,8 +1177,8 @@ def _walk(
                 kwargs = stack.pop()
                 args = stack.pop()
                 cls = stack[-1]
-                if type(args) is not tuple and not _may_be_callable(args):
-                    raise Malformed("NEWOBJ_EX arguments are not a tuple", base + op_pos)
+                if type(args) is not tuple:
+                    args = _as_arguments(args, base + op_pos, "NEWOBJ_EX")
                 if type(kwargs) is not dict and not _may_be_callable(kwargs):
                     raise Malformed("NEWOBJ_EX keyword arguments are not a dict", base + op_pos)
                 stack[-1] = Call(cls, args, base + op_pos)
@@ -1345,6 +1371,14 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
         return None
     _judge_call(ctx, func, args, offset, opcode)
     if isinstance(func, Ref):
+        if type(args) is not tuple and (func.calls or (func.module, func.name) in _LOADERS):
+            ctx.report(
+                "pickle-dynamic-callable",
+                offset,
+                f"{opcode} calls {func.dotted} with arguments unpacked from {describe(args)}: the walk "
+                "cannot tell which of them it calls or loads",
+                subject=func.dotted,
+            )
         for index in func.calls:
             if isinstance(args, tuple) and len(args) > index:
                 called = args[index]
@@ -1522,10 +1556,22 @@ def _on_build(ctx: PickleContext, target: object, state: object, offset: int, po
     if isinstance(target, Persistent):
         _judge_instance(ctx, target, offset, "BUILD", "__setstate__")
         return None
-    if state is None or (isinstance(state, tuple) and state == (None, None)):
-        return None
-    # Values the stream builds have no __setstate__ and no __dict__: _pickle raises.
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    if not any(_truthy(part) for part in parts):
+        return None  # the pure-Python unpickler skips empty or false state
+    # Values the stream builds have no __setstate__ and no __dict__: both unpicklers raise.
     raise Malformed(f"BUILD on a {type(target).__name__} value", offset)
+
+
+def _truthy(value: object) -> bool:
+    """Certainly true (so the pure-Python unpickler applies it as state)."""
+    if isinstance(value, (dict, list, tuple, str)):
+        return len(value) > 0
+    if isinstance(value, int):  # bool included
+        return value != 0
+    if isinstance(value, BytesValue):
+        return value.length > 0
+    return value is LONG_TEXT
 
 
 def _record_key(target: dict[object, object], key: object, value: object) -> None:
