@@ -152,3 +152,10 @@ def test_long_line_past_the_line_budget_is_high(rules: RuleSet) -> None:
     data = b"V" + b"x" * (MAX_LINE + 1024) + b"\n0N."
     ctx, _ = walk(data, rules)
     assert [f.severity for f in ctx.findings if f.rule_id == "pickle-opcode-limit"] == [Severity.HIGH]
+
+
+def test_chain_of_persistent_ids_is_described_without_recursion(rules: RuleSet) -> None:
+    """65,530 BINPERSID opcodes stacked on one value (found by bench/fuzz.py)."""
+    ctx, seconds = walk(b"\x80\x04N" + b"Q" * 65_530 + b".", rules)
+    assert seconds < 5
+    assert [f.rule_id for f in ctx.findings] == ["pickle-persistent-id"]

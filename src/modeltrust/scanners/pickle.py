@@ -210,6 +210,8 @@ def describe(value: object, depth: int = 0) -> str:
         return "[" + ", ".join(describe(v, depth + 1) for v in value[:6]) + "]"
     if isinstance(value, dict):
         return "{...}"
+    if isinstance(value, Persistent):  # (its repr would start again at depth 0)
+        return f"persistent({describe(value.pid, depth + 1)})"
     return repr(value)[:60]
 
 
