@@ -267,3 +267,37 @@ def test_truncated_arrow_schema_is_reported(tmp_path: Path) -> None:
     data = (BENIGN_DATA / "pyarrow_stream.arrow").read_bytes()
     report = scan_bytes(tmp_path, data[:200], "cut.arrow")
     assert "arrow-malformed" in rule_ids(report)
+
+
+def test_saved_dataset_is_summarised_for_the_bom() -> None:
+    report = scan_paths(BENIGN_DATA / "saved")
+    (summary,) = report.datasets
+    assert summary.kind == "save_to_disk"
+    assert {s.name: s.rows for s in summary.splits} == {"train": 3, "test": 1}
+    assert [(c.name, c.type) for c in summary.features] == [
+        ("text", "string"),
+        ("label", "int64"),
+        ("scores", "list<float>"),
+    ]
+    assert len(summary.files) == 2 and summary.rows == 4
+
+
+def test_card_and_parquet_files_are_summarised(tmp_path: Path) -> None:
+    card = (
+        "---\nlicense: cc-by-4.0\npretty_name: Tiny\nlanguage: [en]\n"
+        "dataset_info:\n  splits:\n  - name: train\n    num_examples: 4\n    num_bytes: 99\n---\n# Tiny\n"
+    )
+    (tmp_path / "README.md").write_text(card)
+    (tmp_path / "data").mkdir()
+    shutil.copy(BENIGN_DATA / "pandas.parquet", tmp_path / "data" / "train-00000-of-00001.parquet")
+    (summary,) = scan_paths(tmp_path).datasets
+    assert (summary.kind, summary.name, summary.license) == ("files", "Tiny", "cc-by-4.0")
+    assert summary.splits[0].name == "train" and summary.splits[0].rows == 4 and summary.splits[0].bytes == 99
+    assert summary.files[0].rows == 4 and summary.files[0].created_by.startswith("parquet-cpp-arrow")
+    assert ("language", "en") in summary.card
+    assert ("per", "int64", "pandas.period") in [(c.name, c.type, c.extension) for c in summary.features]
+
+
+def test_no_data_files_no_dataset(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n")
+    assert scan_paths(tmp_path).datasets == ()

@@ -67,6 +67,18 @@ def test_each_dataset_file_names_its_scanner(hub: HubServer, tmp_path: Path, rem
     assert code == 0, report["findings"]
 
 
+def test_hub_dataset_is_summarised_with_its_card(hub: HubServer, tmp_path: Path) -> None:
+    from modeltrust.config import ScanConfig
+    from modeltrust.engine import scan as scan_api
+    from modeltrust.sources.hub import HubSettings
+
+    settings = HubSettings(endpoint=hub.url, cache_dir=str(tmp_path / "hf"))
+    report = scan_api(ScanConfig(targets=("hf://datasets/org/tabular",), hub=settings))
+    (summary,) = report.datasets
+    assert (summary.kind, summary.license, summary.name) == ("hub", "cc-by-4.0", "tiny")
+    assert {f.format for f in summary.files} == {"parquet", "arrow", "arrow-stream"}
+
+
 def test_poisoned_dataset_repo_fails(hub: HubServer, tmp_path: Path) -> None:
     code, report = _scan(hub, tmp_path, "hf://datasets/org/poisoned")
     rules = {f["rule_id"]: f for f in report["findings"]}  # type: ignore[union-attr]

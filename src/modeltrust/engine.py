@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, NamedTuple
 from . import __version__, detect
 from .config import ScanConfig
 from .errors import ModelTrustError
-from .findings import Artifact, Finding, Location, ScanReport, SignatureOutcome, TargetError
+from .findings import (
+    Artifact,
+    DataFile,
+    DatasetSummary,
+    Finding,
+    Location,
+    ScanReport,
+    SignatureOutcome,
+    TargetError,
+)
 from .reader import ByteReader, FileReader
 from .rules import RuleSet, load_rules
 from .scanners import Registry, ScanContext, Scanner
@@ -200,6 +209,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
 
     limits = config.limits
     budget = Budget(limits.max_total_decompressed_bytes)  # for the whole scan
+    data_files: list[DataFile] = []
     items, snapshots, errors = _gather(config, findings, ruleset)
     hashes = _hash_pool(config)
     done_bytes, total_bytes = 0, sum(item.size for item in items)
@@ -218,6 +228,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
                 budget=file_budget,
                 deadline=Deadline(limits.file_seconds(item.size)),
             )
+            ctx.data_files = data_files
             first_finding = len(findings)
             location = Location(item.display)
             try:
@@ -269,6 +280,7 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
         sources=tuple(_records(snapshots)),
         errors=tuple(errors),
         signatures=signatures,
+        datasets=_datasets(config.targets, data_files, snapshots),
     )
 
 
@@ -290,6 +302,17 @@ def _scan_repositories(config: ScanConfig, items: list[LocalFile], ctx: ScanCont
             rel: RepoFile(rel, Location(display), opener(by_display[display])) for rel, display in entries
         }
         scan_repo(files, ctx)
+
+
+def _datasets(
+    targets: tuple[str, ...], data_files: list[DataFile], snapshots: list[Snapshot]
+) -> tuple[DatasetSummary, ...]:
+    """Datasets among the targets, from the data files' metadata and the cards."""
+    if not data_files:
+        return ()
+    from .datasets_summary import hub_cards, summarise
+
+    return summarise(targets, data_files, hub_cards(snapshots))
 
 
 def _gather(

@@ -181,23 +181,55 @@ def is_legacy_stream(reader: ByteReader) -> bool:
         return False
 
 
-def read_stream_schema(reader: ByteReader, offset: int) -> ArrowSchema:
-    """The schema message at `offset` of an IPC stream."""
+def _frame(reader: ByteReader, offset: int) -> tuple[int, int]:
+    """(start, length) of the message flatbuffer at `offset`; length 0 at end-of-stream."""
     head = reader.read_at(offset, 8)
     if len(head) < 4:
-        raise ArrowFormatError("the stream ends before its first message")
+        raise ArrowFormatError("the stream ends before a message")
     (marker,) = struct.unpack_from("<I", head)
     if marker == CONTINUATION:
         if len(head) < 8:
-            raise ArrowFormatError("the stream ends inside the first message's length")
+            raise ArrowFormatError("the stream ends inside a message length")
         (length,), start = struct.unpack_from("<i", head, 4), offset + 8
     else:
         (length,), start = struct.unpack_from("<i", head), offset + 4
-    if length <= 0 or start + length > reader.size:
-        raise ArrowFormatError(f"the schema message length {length} does not fit the file")
+    if length < 0 or start + length > reader.size:
+        raise ArrowFormatError(f"the message length {length} does not fit the file")
     if length > MAX_SCHEMA_BYTES:
-        raise ArrowFormatError(f"the schema message is {length} bytes, over the limit")
+        raise ArrowFormatError(f"a message of {length} bytes is over the limit")
+    return start, length
+
+
+def read_stream_schema(reader: ByteReader, offset: int) -> ArrowSchema:
+    """The schema message at `offset` of an IPC stream."""
+    start, length = _frame(reader, offset)
+    if length == 0:
+        raise ArrowFormatError("the stream ends before its schema")
     return _schema_from_message(reader.read_at(start, length))
+
+
+def count_rows(reader: ByteReader, offset: int, end: int, max_messages: int = 1_000_000) -> int | None:
+    """Rows in the record batches after the schema, from message headers only
+    (bodies are stepped over by their declared length); None if unreadable."""
+    rows = 0
+    try:
+        for _ in range(max_messages):
+            if offset + 8 > end:
+                return rows
+            start, length = _frame(reader, offset)
+            if length == 0:
+                return rows
+            message = root(reader.read_at(start, length))
+            body = message.integer(3, "q")
+            if message.integer(1, "B") == 3:  # RecordBatch
+                header = message.table(2)
+                rows += header.integer(0, "q") if header is not None else 0
+            if body < 0:
+                return None
+            offset = start + length + body
+    except (ArrowFormatError, FlatError):
+        return None
+    return None
 
 
 def read_file_footer_schema(reader: ByteReader) -> ArrowSchema:
@@ -400,11 +432,17 @@ class ArrowFileScanner:
             if schema not in schemas:
                 schemas.append(schema)
                 check_schema(schema, location.within(f"<{label} schema>"), ctx, self.name)
-        record_file(ctx, location, "arrow", schemas[0] if schemas else None, None)
+        rows = count_rows(reader, 8, reader.size - 10) if schemas else None
+        record_file(ctx, location, "arrow", schemas[0] if schemas else None, rows)
 
 
 def _stream_after_magic(reader: ByteReader) -> ArrowSchema:
     return read_stream_schema(reader, 8)
+
+
+def _after_first(reader: ByteReader) -> int:
+    start, length = _frame(reader, 0)
+    return start + length
 
 
 class ArrowStreamScanner:
@@ -421,4 +459,6 @@ class ArrowStreamScanner:
             record_file(ctx, location, "arrow-stream", None, None)
             return
         check_schema(schema, location.within("<schema>"), ctx, self.name)
-        record_file(ctx, location, "arrow-stream", schema, None)
+        record_file(
+            ctx, location, "arrow-stream", schema, count_rows(reader, _after_first(reader), reader.size)
+        )

@@ -1,0 +1,167 @@
+"""Datasets among the targets, summarised for the BOM.
+
+The facts come from metadata only: each Parquet/Arrow file's footer or schema
+(columns, row counts, collected by the scanners as `DataFile`s), a
+`datasets.save_to_disk` folder's `dataset_dict.json`, `state.json` and
+`dataset_info.json`, and a dataset card's YAML front matter (licence,
+pretty_name, `dataset_info` splits). Every file is read bounded and parsed as
+JSON or with `yaml.safe_load`; nothing is executed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .findings import DataColumn, DataFile, DatasetSummary, DataSplit
+
+if TYPE_CHECKING:
+    from .sources.hub import Snapshot
+
+MAX_METADATA_BYTES = 4 << 20
+CARD_KEYS = ("pretty_name", "task_categories", "task_ids", "language", "size_categories", "tags")
+
+
+def summarise(
+    targets: tuple[str, ...], files: list[DataFile], cards: dict[str, dict[str, object]] | None = None
+) -> tuple[DatasetSummary, ...]:
+    """One summary per target that holds data files; `cards` maps a hub
+    repo (`hf://datasets/org/name`) to its card data (local targets read README.md)."""
+    summaries = []
+    for target in targets:
+        base = _display_base(target)
+        mine = tuple(f for f in files if f.path == target or f.path.startswith((base + "/", base + "@")))
+        if not mine:
+            continue
+        root = Path(target)
+        local = root.is_dir()
+        card = (cards or {}).get(base) or (_front_matter(root / "README.md") if local else {})
+        info = (_json(root / "dataset_info.json") or _first_info(root)) if local else {}
+        splits = _saved_splits(root, mine) if local else ()
+        if not splits:
+            splits = _card_splits(card)
+        kind = "save_to_disk" if local and (root / "dataset_dict.json").is_file() else "files"
+        if local and (root / "state.json").is_file():
+            kind = "save_to_disk"
+        summaries.append(
+            DatasetSummary(
+                root=target,
+                kind=kind if local else "hub",
+                name=_text(card.get("pretty_name") or info.get("dataset_name") or info.get("config_name")),
+                license=_license(card.get("license") or info.get("license")),
+                description=_text(info.get("description"))[:500],
+                features=_features(mine),
+                splits=splits,
+                files=mine,
+                card=tuple((k, _text(card[k])) for k in CARD_KEYS if k in card),
+            )
+        )
+    return tuple(summaries)
+
+
+def hub_cards(snapshots: list[Snapshot]) -> dict[str, dict[str, object]]:
+    """Card front matter of each fetched hub repo (its README.md), by repo URI."""
+    cards: dict[str, dict[str, object]] = {}
+    for snapshot in snapshots:
+        card = _front_matter(snapshot.local_dir / "README.md") if snapshot.local_dir is not None else {}
+        if not card and snapshot.metadata.get("license"):
+            card = {"license": snapshot.metadata["license"]}
+        cards[snapshot.target.uri().split("@", 1)[0]] = card
+    return cards
+
+
+def _display_base(target: str) -> str:
+    """`hf://datasets/org/name@rev` -> `hf://datasets/org/name` (display paths carry the commit)."""
+    if target.startswith("hf://"):
+        return target.split("@", 1)[0].rstrip("/")
+    return target.rstrip("/")
+
+
+def _features(files: tuple[DataFile, ...]) -> tuple[DataColumn, ...]:
+    return next((f.columns for f in files if f.columns), ())
+
+
+def _saved_splits(root: Path, files: tuple[DataFile, ...]) -> tuple[DataSplit, ...]:
+    """A DatasetDict folder lists its splits; each split folder holds its Arrow files."""
+    names = _json(root / "dataset_dict.json").get("splits")
+    if not isinstance(names, list):
+        return ()
+    splits = []
+    for name in names[:256]:
+        prefix = f"{str(root).rstrip('/')}/{name}/"
+        in_split = [f for f in files if f.path.startswith(prefix)]
+        counts = [f.rows for f in in_split if f.rows is not None]
+        rows = sum(counts) if counts and len(counts) == len(in_split) else None
+        splits.append(DataSplit(str(name), rows, None, tuple(f.path for f in in_split)))
+    return tuple(splits)
+
+
+def _card_splits(card: dict[str, object]) -> tuple[DataSplit, ...]:
+    """`dataset_info: {splits: [{name, num_examples, num_bytes}]}` (one config or a list)."""
+    infos = card.get("dataset_info")
+    result = []
+    for info in infos if isinstance(infos, list) else [infos]:
+        splits = info.get("splits") if isinstance(info, dict) else None
+        for split in splits if isinstance(splits, list) else []:
+            if isinstance(split, dict) and "name" in split:
+                rows, size = split.get("num_examples"), split.get("num_bytes")
+                result.append(
+                    DataSplit(
+                        _text(split["name"]),
+                        rows if isinstance(rows, int) else None,
+                        size if isinstance(size, int) else None,
+                    )
+                )
+    return tuple(result)
+
+
+def _first_info(root: Path) -> dict[str, object]:
+    if not root.is_dir():
+        return {}
+    for path in sorted(root.glob("*/dataset_info.json"))[:1]:
+        return _json(path)
+    return {}
+
+
+def _json(path: Path) -> dict[str, object]:
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_METADATA_BYTES:
+            return {}
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _front_matter(path: Path) -> dict[str, object]:
+    import yaml
+
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_METADATA_BYTES:
+            return {}
+        text = path.read_text("utf-8", "replace")
+    except OSError:
+        return {}
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    try:
+        data = yaml.safe_load(text[3:end] if end > 0 else "")
+    except (yaml.YAMLError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _license(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value[:8])
+    return _text(value)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value[:32])
+    return str(value)
