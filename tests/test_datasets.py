@@ -32,9 +32,11 @@ OPENERS = {
     ".feather": "import pyarrow.feather as f; f.read_table('sample')",
     ".arrow": "import pyarrow as pa; pa.ipc.open_stream(pa.memory_map('sample')).read_all()",
 }
-PY_EXTENSION_FILES = sorted(
-    [*datasets_fixtures.OLD_PYARROW_FILES, "py_extension_in_struct.feather", "py_extension_gif.parquet"]
-)
+POLYGLOTS = ["gif_head.parquet", "gif_head.arrow"]
+RAW_METADATA = ["py_extension_in_struct.feather", "py_extension_gif.parquet"]
+PY_EXTENSION_FILES = sorted([*datasets_fixtures.OLD_PYARROW_FILES, *RAW_METADATA, *POLYGLOTS])
+# A file with a foreign head is only opened through the API that reads the tail.
+OPEN_FILE = "import pyarrow as pa; pa.ipc.open_file('sample').read_all()"
 
 
 def _opened_fires(python: str, code: str, sample: Path, tmp_path: Path) -> bool:
@@ -50,7 +52,7 @@ def _opened_fires(python: str, code: str, sample: Path, tmp_path: Path) -> bool:
 @pytest.mark.parametrize("name", PY_EXTENSION_FILES)
 def test_old_pyarrow_runs_the_payload_when_opening(name: str, tmp_path: Path) -> None:
     assert OLD_PYARROW is not None
-    opener = OPENERS[Path(name).suffix]
+    opener = OPEN_FILE if name == "gif_head.arrow" else OPENERS[Path(name).suffix]
     assert _opened_fires(OLD_PYARROW, opener, MALICIOUS_DATA / name, tmp_path), name
 
 
@@ -60,7 +62,7 @@ def test_pickled_extension_type_is_critical(name: str) -> None:
     found = {f.rule_id: f for f in report.findings}
     assert found["arrow-python-extension"].severity == Severity.CRITICAL
     assert "pickle-os-command" in found
-    assert report.artifacts[0].scanner in ("parquet", "arrow")
+    assert {"parquet", "arrow"} & set(report.artifacts[0].scanner.split("+"))
 
 
 def test_current_pyarrow_reads_the_same_extension_names_we_report(tmp_path: Path) -> None:
@@ -85,7 +87,7 @@ def test_current_pyarrow_reads_the_same_extension_names_we_report(tmp_path: Path
         "print(json.dumps(out))\n"
     )
     for name in [*PY_EXTENSION_FILES, "../../benign/datasets/pyarrow_extensions.parquet"]:
-        if name.endswith(".arrow") and "legacy" in name:
+        if "legacy" in name or name == "gif_head.arrow":  # opened by other APIs than the script's
             continue
         path = MALICIOUS_DATA / name
         result = subprocess.run(
@@ -141,7 +143,12 @@ def _has(module: str) -> bool:
 def test_benign_dataset_files_are_covered_and_quiet(name: str) -> None:
     report = scan_paths(FIXTURES / name)
     assert not report.at_or_above(Severity.MEDIUM)
-    assert report.artifacts[0].scanner not in ("unverified", "data")
+    plain = name.endswith(".orc")  # ORC is named as data: no schema metadata runs
+    assert (
+        report.artifacts[0].scanner == "data"
+        if plain
+        else report.artifacts[0].scanner not in ("unverified", "data")
+    )
 
 
 # --- the footer reader on crafted input ---------------------------------------------------
@@ -301,3 +308,94 @@ def test_card_and_parquet_files_are_summarised(tmp_path: Path) -> None:
 def test_no_data_files_no_dataset(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n")
     assert scan_paths(tmp_path).datasets == ()
+
+
+def test_load_from_disk_opens_the_names_state_json_gives(tmp_path: Path) -> None:
+    """The real loader follows `_data_files` out of the folder; the scan says so."""
+    datasets = pytest.importorskip("datasets")
+    saved = BENIGN_DATA / "saved" / "train"
+    folder, outside = tmp_path / "ds", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    shutil.copy(saved / "dataset_info.json", folder)
+    shutil.copy(saved / "data-00000-of-00001.arrow", outside)
+    shutil.copy(MALICIOUS_DATA / "escaping_state" / "state.json", folder)
+    assert len(datasets.load_from_disk(str(folder))) == 3
+    found = {f.rule_id: f for f in scan_paths(folder).findings}
+    assert found["dataset-path-escape"].severity == Severity.HIGH
+
+
+def test_footer_past_the_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too large to walk: high when it carries an Arrow schema (a reader may
+    rebuild a pickled type from it), unverified otherwise."""
+    with_schema = (MALICIOUS_DATA / "py_extension_type.parquet").read_bytes()
+    without = _parquet(_footer([(b"pandas", b"{}")]))
+    monkeypatch.setattr(parquet, "MAX_FOOTER_BYTES", 16)
+    found = {f.rule_id: f.severity for f in scan_bytes(tmp_path, with_schema, "a.parquet").findings}
+    assert found == {"dataset-limit": Severity.HIGH}
+    found = {f.rule_id: f.severity for f in scan_bytes(tmp_path, without, "b.parquet").findings}
+    assert found == {"parquet-malformed": Severity.MEDIUM}
+
+
+def test_struct_nesting_arrow_reads_is_walked(tmp_path: Path) -> None:
+    """pyarrow reads structs nested up to 124 deep: a pickled type at the bottom is found."""
+    pa = pytest.importorskip("pyarrow")
+    feather = pytest.importorskip("pyarrow.feather")
+    meta = {b"ARROW:extension:name": b"arrow.py_extension_type", b"ARROW:extension:metadata": b"\x80\x04N."}
+    kind = pa.struct([pa.field("leaf", pa.int64(), metadata=meta)])
+    for _ in range(110):
+        kind = pa.struct([pa.field("a", kind)])
+    schema = pa.schema([pa.field("x", kind)])
+    feather.write_feather(pa.Table.from_pylist([], schema=schema), tmp_path / "deep.feather")
+    assert "arrow-python-extension" in rule_ids(scan_paths(tmp_path / "deep.feather"))
+
+
+def _every_arrow_type() -> list[tuple[str, object, list[object]]]:
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+    import decimal
+
+    return [
+        ("f16", pa.float16(), [None]),
+        ("d256", pa.decimal256(40, 2), [decimal.Decimal("1.25")]),
+        ("t32", pa.time32("s"), [datetime.time(1, 2, 3)]),
+        ("t64", pa.time64("ns"), [datetime.time(1, 2, 3)]),
+        ("d64", pa.date64(), [datetime.date(2024, 1, 2)]),
+        ("dur", pa.duration("ms"), [datetime.timedelta(seconds=3)]),
+        ("mdn", pa.month_day_nano_interval(), [None]),
+        ("ll", pa.large_list(pa.int8()), [[1, 2]]),
+        ("fsl", pa.list_(pa.float32(), 2), [[1.0, 2.0]]),
+        ("lv", pa.list_view(pa.int16()), [[1]]),
+        ("sv", pa.string_view(), ["x"]),
+        ("bv", pa.binary_view(), [b"x"]),
+        ("ls", pa.large_string(), ["x"]),
+        ("lb", pa.large_binary(), [b"x"]),
+        ("fsb", pa.binary(3), [b"abc"]),
+        ("ree", pa.run_end_encoded(pa.int32(), pa.string()), ["a"]),
+        ("tz", pa.timestamp("ns", tz="Europe/Paris"), [None]),
+        ("b8", pa.bool8(), [1]),
+        ("op", pa.opaque(pa.binary(), "geometry", "postgis"), [b"x"]),
+        ("null", pa.null(), [None]),
+    ]
+
+
+def test_every_arrow_type_pyarrow_writes_is_read_and_quiet(tmp_path: Path) -> None:
+    """Differential: each column pyarrow writes (Feather v2 and stream) comes
+    back with its name and extension; none raises a finding at low or above."""
+    pa = pytest.importorskip("pyarrow")
+    feather = pytest.importorskip("pyarrow.feather")
+    columns = _every_arrow_type()
+    arrays = [pa.array(values, kind) for _, kind, values in columns]
+    table = pa.table(arrays, names=[n for n, _, _ in columns])
+    feather.write_feather(table, tmp_path / "all.feather")
+    with pa.OSFile(str(tmp_path / "all.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    expected = [
+        (f.name, f.type.extension_name if isinstance(f.type, pa.BaseExtensionType) else "") for f in table.schema
+    ]
+    for name in ("all.feather", "all.arrow"):
+        report = scan_paths(tmp_path / name)
+        assert not report.at_or_above(Severity.LOW), [f.message for f in report.findings]
+        (summary,) = report.datasets
+        assert [(c.name, c.extension) for c in summary.features] == expected
+        assert summary.files[0].rows == 1

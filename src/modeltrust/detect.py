@@ -77,6 +77,8 @@ SAVEDMODEL = "tf-savedmodel"
 ARROW = "arrow"
 ARROW_STREAM = "arrow-stream"
 FEATHER_V1 = "feather-v1"
+ORC = "orc"
+AVRO = "avro"
 PICKLE_LOADABLE = "loadable-pickle"
 TFLITE = "tflite"
 SENTENCEPIECE = "sentencepiece"
@@ -85,7 +87,7 @@ MSGPACK = "msgpack"
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
 # Data formats that loaders read without running code.
-PLAIN_DATA = {TEXT, PNG, JPEG, GIF, PDF, SQLITE, FEATHER_V1, EMPTY}
+PLAIN_DATA = {TEXT, PNG, JPEG, GIF, PDF, SQLITE, FEATHER_V1, ORC, AVRO, EMPTY}
 
 _TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _IDENT = re.compile(rb"^[A-Za-z_][\w.]*$")
@@ -117,6 +119,8 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"SQLite format 3\x00", SQLITE),
     (b"ARROW1", ARROW),
     (b"FEA1", FEATHER_V1),
+    (b"ORC", ORC),  # readers map ORC and Avro types themselves; no extension types
+    (b"Obj\x01", AVRO),
 )
 
 
@@ -327,6 +331,8 @@ NAME_RULES: tuple[tuple[str, str], ...] = (
     ("*.gguf", GGUF),
     ("*.safetensors", SAFETENSORS),
     ("saved_model.pb", SAVEDMODEL),
+    ("state.json", "datasets-state"),  # datasets.load_from_disk: the Arrow files to open
+    ("dataset_dict.json", "datasets-dict"),  # ...and the split folders
 )
 # Names that torch.load, joblib.load, pickle.load and numpy.load are given...
 PICKLE_FAMILY = ("*.pkl", "*.pickle", "*.joblib", "*.pt", "*.pth", "*.ckpt", "*.npy", "*.dill", "*.bin")
@@ -390,10 +396,22 @@ def detect(reader: ByteReader, name: str = "") -> Detection:
     """Every format `reader` is scanned as; `name` is its file or member name."""
     sniffed = sniff(reader)
     by_name = formats_by_name(name, sniffed) if name else ()
+    by_name += tuple(f for f in _tail_formats(reader, sniffed) if f not in by_name)
     walked = sniffed in (PICKLE, TORCH_LEGACY) or PICKLE in by_name
     head = reader.read_at(0, 2)
     loadable = not walked and pickle_loadable(head) and not _msgpack_ext_start(sniffed, head)
     return Detection(sniffed, by_name, loadable)
+
+
+def _tail_formats(reader: ByteReader, sniffed: str) -> tuple[str, ...]:
+    """Parquet readers and `pyarrow.ipc.open_file` find their metadata from the
+    end and never check the head: a file that only ends like one is read as one."""
+    tail = reader.read_at(reader.size - 6, 6) if reader.size >= 12 else b""
+    if tail[2:] == b"PAR1" and sniffed != PARQUET:
+        return (PARQUET,)
+    if tail == b"ARROW1" and sniffed != ARROW:
+        return (ARROW,)
+    return ()
 
 
 def _msgpack_ext_start(sniffed: str, head: bytes) -> bool:

@@ -26,8 +26,8 @@ SCANNER = "arrow"
 FILE_MAGIC = b"ARROW1"
 CONTINUATION = 0xFFFFFFFF
 MAX_SCHEMA_BYTES = 64 << 20
-MAX_FIELDS = 100_000
-MAX_DEPTH = 64
+MAX_FIELDS = 1_000_000
+MAX_DEPTH = 128  # pyarrow 26 reads structs nested 124 deep and no deeper
 MAX_METADATA = 10_000
 
 EXT_NAME = "ARROW:extension:name"
@@ -74,6 +74,10 @@ class ArrowFormatError(Exception):
     pass
 
 
+class ArrowLimitError(ArrowFormatError):
+    """Well formed as far as read, but past a bound: a reader may still load it."""
+
+
 # --- reading the schema ------------------------------------------------------------------
 
 
@@ -87,8 +91,10 @@ class _SchemaReader:
 
     def field(self, table: Table, depth: int) -> ArrowField:
         self.count += 1
-        if depth > MAX_DEPTH or self.count > MAX_FIELDS:
-            raise ArrowFormatError("the schema nests too deeply or has too many fields")
+        if depth > MAX_DEPTH:  # past what Arrow's own FlatBuffers verifier accepts
+            raise ArrowFormatError(f"fields nest deeper than {MAX_DEPTH} levels (Arrow refuses such schemas)")
+        if self.count > MAX_FIELDS:
+            raise ArrowLimitError(f"the schema has over {MAX_FIELDS} fields")
         children = tuple(self.field(t, depth + 1) for t in table.tables(5, MAX_FIELDS))
         type_id = table.integer(2, "B")
         kind = _type_name(type_id, table.table(3), children)
@@ -196,7 +202,7 @@ def _frame(reader: ByteReader, offset: int) -> tuple[int, int]:
     if length < 0 or start + length > reader.size:
         raise ArrowFormatError(f"the message length {length} does not fit the file")
     if length > MAX_SCHEMA_BYTES:
-        raise ArrowFormatError(f"a message of {length} bytes is over the limit")
+        raise ArrowLimitError(f"a message of {length} bytes is over the limit of {MAX_SCHEMA_BYTES}")
     return start, length
 
 
@@ -243,7 +249,7 @@ def read_file_footer_schema(reader: ByteReader) -> ArrowSchema:
     if length <= 0 or start < 8:
         raise ArrowFormatError(f"the footer length {length} does not fit the file")
     if length > MAX_SCHEMA_BYTES:
-        raise ArrowFormatError(f"the footer is {length} bytes, over the limit")
+        raise ArrowLimitError(f"the footer is {length} bytes, over the limit of {MAX_SCHEMA_BYTES}")
     try:
         footer = root(reader.read_at(start, length))
         schema = footer.table(1)
@@ -425,15 +431,20 @@ class ArrowFileScanner:
             try:
                 schema = read(reader)
             except ArrowFormatError as exc:
-                ctx.report(
-                    "arrow-malformed", location, f"Arrow file {label} schema unreadable: {exc}", self.name
-                )
+                message = f"Arrow file {label} schema unreadable: {exc}"
+                report_unreadable(ctx, location, message, exc, self.name)
                 continue
             if schema not in schemas:
                 schemas.append(schema)
                 check_schema(schema, location.within(f"<{label} schema>"), ctx, self.name)
         rows = count_rows(reader, 8, reader.size - 10) if schemas else None
         record_file(ctx, location, "arrow", schemas[0] if schemas else None, rows)
+
+
+def report_unreadable(ctx: ScanContext, where: Location, message: str, exc: Exception, scanner: str) -> None:
+    """A schema past the bounds may still be loaded (high); a corrupt one is not verified."""
+    rule = "dataset-limit" if isinstance(exc, ArrowLimitError) else "arrow-malformed"
+    ctx.report(rule, where, message, scanner)
 
 
 def _stream_after_magic(reader: ByteReader) -> ArrowSchema:
@@ -455,7 +466,7 @@ class ArrowStreamScanner:
         try:
             schema = read_stream_schema(reader, 0)
         except ArrowFormatError as exc:
-            ctx.report("arrow-malformed", location, f"Arrow stream schema unreadable: {exc}", self.name)
+            report_unreadable(ctx, location, f"Arrow stream schema unreadable: {exc}", exc, self.name)
             record_file(ctx, location, "arrow-stream", None, None)
             return
         check_schema(schema, location.within("<schema>"), ctx, self.name)

@@ -20,7 +20,7 @@ from ..findings import DataColumn, DataFile, Location
 from ..reader import ByteReader
 from . import arrow
 from .base import ScanContext
-from .thrift import CompactReader, Shape, ThriftError
+from .thrift import CompactReader, Shape, ThriftError, ThriftLimit
 
 SCANNER = "parquet"
 MAGIC = b"PAR1"
@@ -47,6 +47,14 @@ class ParquetFormatError(Exception):
     pass
 
 
+class ParquetLimitError(ParquetFormatError):
+    """The footer is past a bound; `mentions_arrow_schema` says whether it names ARROW:schema."""
+
+    def __init__(self, message: str, mentions_arrow_schema: bool) -> None:
+        super().__init__(message)
+        self.mentions_arrow_schema = mentions_arrow_schema
+
+
 def read_footer(reader: ByteReader) -> dict[int, object]:
     size = reader.size
     tail = reader.read_at(size - 8, 8) if size >= 12 else b""
@@ -60,12 +68,30 @@ def read_footer(reader: ByteReader) -> dict[int, object]:
     if length == 0 or length > size - 12:
         raise ParquetFormatError(f"footer length {length} does not fit the {size}-byte file")
     if length > MAX_FOOTER_BYTES:
-        raise ParquetFormatError(f"footer of {length} bytes is over the limit of {MAX_FOOTER_BYTES}")
+        mentions = _mentions(reader, size - 8 - length, length, ARROW_SCHEMA_KEY.encode())
+        raise ParquetLimitError(f"footer of {length} bytes is over the limit of {MAX_FOOTER_BYTES}", mentions)
     data = reader.read_at(size - 8 - length, length)
     try:
         return CompactReader(data).struct(_FOOTER_SHAPE)
+    except ThriftLimit as exc:
+        raise ParquetLimitError(
+            f"footer is over the bounds: {exc}", ARROW_SCHEMA_KEY.encode() in data
+        ) from None
     except ThriftError as exc:
         raise ParquetFormatError(f"footer is corrupt: {exc}") from None
+
+
+def _mentions(reader: ByteReader, start: int, length: int, needle: bytes, chunk: int = 16 << 20) -> bool:
+    """Whether the bytes [start, start+length) contain `needle` (read in chunks)."""
+    pos, end = start, start + length
+    while pos < end:
+        data = reader.read_at(pos, min(chunk + len(needle), end - pos))
+        if not data:
+            return False
+        if needle in data:
+            return True
+        pos += chunk
+    return False
 
 
 def arrow_decode_base64(text: bytes) -> bytes:
@@ -177,7 +203,9 @@ class ParquetScanner:
         try:
             footer = read_footer(reader)
         except ParquetFormatError as exc:
-            ctx.report("parquet-malformed", location, f"Parquet footer unreadable: {exc}", self.name)
+            high = isinstance(exc, ParquetLimitError) and exc.mentions_arrow_schema
+            rule = "dataset-limit" if high else "parquet-malformed"
+            ctx.report(rule, location, f"Parquet footer unreadable: {exc}", self.name)
             arrow.record_file(ctx, location, "parquet", None, None)
             return
         pairs = _key_values(footer)
@@ -211,9 +239,8 @@ class ParquetScanner:
                 try:
                     schema = arrow.parse_schema_message(decoded)
                 except arrow.ArrowFormatError as exc:
-                    ctx.report(
-                        "arrow-malformed", where, f"embedded Arrow schema unreadable: {exc}", self.name
-                    )
+                    message = f"embedded Arrow schema unreadable: {exc}"
+                    arrow.report_unreadable(ctx, where, message, exc, self.name)
                     continue
                 if schema not in seen:
                     seen.append(schema)

@@ -27,6 +27,10 @@ class ThriftError(Exception):
         self.offset = offset
 
 
+class ThriftLimit(ThriftError):
+    """Past a bound (depth, value count) rather than corrupt."""
+
+
 class CompactReader:
     def __init__(self, data: bytes, max_values: int = 20_000_000) -> None:
         self.data = data
@@ -67,13 +71,13 @@ class CompactReader:
     def _spend(self, n: int = 1) -> None:
         self.budget -= n
         if self.budget < 0:
-            raise ThriftError("too many values to verify", self.pos)
+            raise ThriftLimit("too many values to verify", self.pos)
 
     # --- values ----------------------------------------------------------------------
 
     def struct(self, shape: dict[int, Shape], depth: int = 0) -> dict[int, object]:
         if depth > MAX_DEPTH:
-            raise ThriftError("structs nest too deeply", self.pos)
+            raise ThriftError("structs nest too deeply (Thrift's own limit is 64)", self.pos)
         result: dict[int, object] = {}
         last_id = 0
         while True:
