@@ -390,12 +390,29 @@ def test_every_arrow_type_pyarrow_writes_is_read_and_quiet(tmp_path: Path) -> No
     feather.write_feather(table, tmp_path / "all.feather")
     with pa.OSFile(str(tmp_path / "all.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
-    expected = [
-        (f.name, f.type.extension_name if isinstance(f.type, pa.BaseExtensionType) else "") for f in table.schema
-    ]
+    extension = lambda kind: kind.extension_name if isinstance(kind, pa.BaseExtensionType) else ""  # noqa: E731
+    expected = [(f.name, extension(f.type)) for f in table.schema]
     for name in ("all.feather", "all.arrow"):
         report = scan_paths(tmp_path / name)
         assert not report.at_or_above(Severity.LOW), [f.message for f in report.findings]
         (summary,) = report.datasets
         assert [(c.name, c.extension) for c in summary.features] == expected
         assert summary.files[0].rows == 1
+
+
+def test_saved_dataset_reaches_the_bom(tmp_path: Path) -> None:
+    """End to end: the summary the scan builds becomes the BOM's data component."""
+    from click.testing import CliRunner
+
+    from modeltrust.cli.main import cli
+    from modeltrust.cli.scan_cmd import scan
+
+    cli.add_command(scan)
+    args = ["scan", str(BENIGN_DATA / "saved"), "--bom", str(tmp_path / "bom.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    bom = json.loads((tmp_path / "bom.json").read_text())
+    (data,) = [c for c in bom["components"] if c["type"] == "data"]
+    props = {(p["name"], p["value"]) for p in data["properties"]}
+    assert {("modeltrust:dataset:split", "train: 3 rows"), ("modeltrust:dataset:rows", "4")} <= props
+    assert ("modeltrust:dataset:feature", "scores: list<float>") in props

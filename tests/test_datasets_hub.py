@@ -76,6 +76,7 @@ def test_hub_dataset_is_summarised_with_its_card(hub: HubServer, tmp_path: Path)
     report = scan_api(ScanConfig(targets=("hf://datasets/org/tabular",), hub=settings))
     (summary,) = report.datasets
     assert (summary.kind, summary.license, summary.name) == ("hub", "cc-by-4.0", "tiny")
+    assert summary.root == report.sources[0]["uri"]  # the repo at the scanned commit
     assert {f.format for f in summary.files} == {"parquet", "arrow", "arrow-stream"}
 
 

@@ -23,11 +23,16 @@ MAX_METADATA_BYTES = 4 << 20
 CARD_KEYS = ("pretty_name", "task_categories", "task_ids", "language", "size_categories", "tags")
 
 
+HubInfo = tuple[str, dict[str, object]]
+"""A fetched hub repo: its URI at the scanned commit, and its card's front matter."""
+
+
 def summarise(
-    targets: tuple[str, ...], files: list[DataFile], cards: dict[str, dict[str, object]] | None = None
+    targets: tuple[str, ...], files: list[DataFile], hubs: dict[str, HubInfo] | None = None
 ) -> tuple[DatasetSummary, ...]:
-    """One summary per target that holds data files; `cards` maps a hub
-    repo (`hf://datasets/org/name`) to its card data (local targets read README.md)."""
+    """One summary per target that holds data files; `hubs` maps a hub repo
+    (`hf://datasets/org/name`) to what `hub_info` found (local targets read README.md).
+    A hub summary's root is the repo URI at its commit, as in the report's sources."""
     summaries = []
     for target in targets:
         base = _display_base(target)
@@ -36,7 +41,8 @@ def summarise(
             continue
         root = Path(target)
         local = root.is_dir()
-        card = (cards or {}).get(base) or (_front_matter(root / "README.md") if local else {})
+        hub_uri, hub_card = (hubs or {}).get(base, (target, {}))
+        card = hub_card or (_front_matter(root / "README.md") if local else {})
         info = (_json(root / "dataset_info.json") or _first_info(root)) if local else {}
         splits = _saved_splits(root, mine) if local else ()
         if not splits:
@@ -46,7 +52,7 @@ def summarise(
             kind = "save_to_disk"
         summaries.append(
             DatasetSummary(
-                root=target,
+                root=target if local else hub_uri,
                 kind=kind if local else "hub",
                 name=_text(card.get("pretty_name") or info.get("dataset_name") or info.get("config_name")),
                 license=_license(card.get("license") or info.get("license")),
@@ -60,15 +66,15 @@ def summarise(
     return tuple(summaries)
 
 
-def hub_cards(snapshots: list[Snapshot]) -> dict[str, dict[str, object]]:
-    """Card front matter of each fetched hub repo (its README.md), by repo URI."""
-    cards: dict[str, dict[str, object]] = {}
+def hub_info(snapshots: list[Snapshot]) -> dict[str, HubInfo]:
+    """Each fetched hub repo's URI at its commit and card front matter, by repo URI."""
+    found: dict[str, HubInfo] = {}
     for snapshot in snapshots:
         card = _front_matter(snapshot.local_dir / "README.md") if snapshot.local_dir is not None else {}
         if not card and snapshot.metadata.get("license"):
             card = {"license": snapshot.metadata["license"]}
-        cards[snapshot.target.uri().split("@", 1)[0]] = card
-    return cards
+        found[snapshot.target.uri().split("@", 1)[0]] = (snapshot.target.uri(snapshot.commit), card)
+    return found
 
 
 def _display_base(target: str) -> str:

@@ -310,9 +310,9 @@ def _datasets(
     """Datasets among the targets, from the data files' metadata and the cards."""
     if not data_files:
         return ()
-    from .datasets_summary import hub_cards, summarise
+    from .datasets_summary import hub_info, summarise
 
-    return summarise(targets, data_files, hub_cards(snapshots))
+    return summarise(targets, data_files, hub_info(snapshots))
 
 
 def _gather(
