@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_truncated_sentencepiece_is_malformed(tmp_path: Path) -> None:
 
 
 def _unpacks(data: bytes) -> bool:
-    msgpack = pytest.importorskip("msgpack")
+    msgpack = pytest.importorskip("msgpack", reason="the verdicts are compared with msgpack (fixtures extra)")
     try:
         msgpack.unpackb(data, strict_map_key=False)
     except Exception:  # noqa: BLE001 - any refusal counts
@@ -77,25 +78,43 @@ def _unpacks(data: bytes) -> bool:
     return True
 
 
+def _flax(suffix: bytes = b"", cut: int = 0) -> Callable[[], bytes]:
+    def build() -> bytes:
+        pytest.importorskip("msgpack", reason="the msgpack cases are written by msgpack (fixtures extra)")
+        data = made.flax_msgpack() + suffix
+        return data[: len(data) - cut]
+
+    return build
+
+
+def _raw(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
 @pytest.mark.parametrize(
-    "data, accepted",
+    "build, accepted",
     [
-        (made.flax_msgpack(), True),
-        (made.flax_msgpack() + b"\x00", False),  # trailing data
-        (made.flax_msgpack()[:-5], False),  # truncated inside the last array
-        (b"\x81\xa1a" + b"\x91" * 2000 + b"\x00", False),  # nested past the bound
-        (b"\x81\xa1a\xdd\xff\xff\xff\xff", False),  # a 4-billion-item array in 8 bytes
-        (b"\x82\xa1a\x01\xa1b\xc1", False),  # 0xc1 is never used
+        (_flax(), True),
+        (_flax(suffix=b"\x00"), False),  # trailing data
+        (_flax(cut=5), False),  # truncated inside the last array
+        (_raw(b"\x81\xa1a" + b"\x91" * 2000 + b"\x00"), False),  # nested past the bound
+        (_raw(b"\x81\xa1a\xdd\xff\xff\xff\xff"), False),  # a 4-billion-item array in 8 bytes
+        (_raw(b"\x82\xa1a\x01\xa1b\xc1"), False),  # 0xc1 is never used
     ],
+    ids=["flax", "trailing", "truncated", "deep", "huge-count", "c1"],
 )
-def test_msgpack_verdict_matches_the_library(tmp_path: Path, data: bytes, accepted: bool) -> None:
-    assert _unpacks(data) == accepted
+def test_msgpack_verdict_matches_the_library(
+    tmp_path: Path, build: Callable[[], bytes], accepted: bool
+) -> None:
+    data = build()
     report = scan_bytes(tmp_path, data, "flax_model.msgpack")
     assert report.artifacts[0].scanner == "msgpack"
     assert ("msgpack-malformed" in rule_ids(report)) != accepted
+    assert _unpacks(data) == accepted
 
 
 def test_unknown_msgpack_extension_codes_are_named(tmp_path: Path) -> None:
+    pytest.importorskip("msgpack", reason="written by msgpack (fixtures extra)")
     report = scan_bytes(tmp_path, made.flax_msgpack(extra_ext=True), "flax_model.msgpack")
     found = {f.rule_id: f for f in report.findings}
     assert found["msgpack-extension"].severity == Severity.INFO
