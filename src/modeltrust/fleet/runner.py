@@ -5,6 +5,7 @@ what was vetted."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -66,7 +67,8 @@ def run_fleet(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = FleetSummary(targets=len(targets))
     started = time.perf_counter()
-    results = _results(targets, settings, executor, workers, address)
+    vetted, remaining = already_vetted(targets, settings)
+    results = itertools.chain(vetted, _results(remaining, settings, executor, workers, address))
     with open(out_dir / "results.jsonl", "a", encoding="utf-8") as sink:
         for done, line in enumerate(results, start=1):
             sink.write(json.dumps(line, sort_keys=True) + "\n")
@@ -76,6 +78,44 @@ def run_fleet(
                 on_line(line, done, len(targets))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def already_vetted(targets: list[str], settings: FleetSettings) -> tuple[list[dict[str, Any]], list[str]]:
+    """Targets whose commit was vetted under the same rules and policy, found
+    before any work is dispatched: one Hub call each (to learn the commit), made
+    concurrently, and a store lookup. The rest go to the executor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..sources.hub import HubSource, parse_target
+    from .store import ResultStore
+    from .work import hub_settings, skipped_line
+
+    parsed = {t: parse_target(t, assume_hub=not Path(t).exists()) for t in targets}
+    hub_targets = [t for t, p in parsed.items() if p is not None]
+    source = HubSource(hub_settings(settings))
+
+    def commit_of(target: str) -> str | None:
+        found = parsed[target]
+        assert found is not None
+        if found.pinned:
+            return found.revision
+        try:
+            return str(source.info(found).sha)
+        except Exception:  # noqa: BLE001 - the worker meets and records the same error
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        commits = dict(zip(hub_targets, pool.map(commit_of, hub_targets), strict=True))
+    store = ResultStore(settings.store, settings.key)
+    vetted, remaining = [], []
+    for target in targets:
+        found, commit = parsed[target], commits.get(target)
+        done = store.target_line(found.uri(commit)) if found is not None and commit else None
+        if done is not None:
+            vetted.append(skipped_line(done))
+        else:
+            remaining.append(target)
+    return vetted, remaining
 
 
 def _results(

@@ -83,7 +83,7 @@ def _vet_with_retries(target: str, settings: FleetSettings) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _hub_settings(settings: FleetSettings) -> Any:
+def hub_settings(settings: FleetSettings) -> Any:
     from ..sources.hub import HubSettings
 
     return HubSettings(
@@ -106,14 +106,14 @@ def _vet(target: str, settings: FleetSettings) -> dict[str, Any]:
     if hub_target.pinned:  # a commit sha: a vetted one needs not even a Hub call
         done = store.target_line(hub_target.uri(hub_target.revision))
         if done is not None:
-            return _skipped(done)
-    hub = _hub_settings(settings)
+            return skipped_line(done)
+    hub = hub_settings(settings)
     source = HubSource(hub)
     info = source.info(hub_target)  # one call names the commit
     pinned = hub_target.uri(info.sha)
     done = store.target_line(pinned)
     if done is not None:
-        return _skipped(done)
+        return skipped_line(done)
     snapshot = source.resolve(hub_target, info)
     lfs = {f.path: f.sha256 for f in snapshot.files if f.sha256}
     known = store.file_results(sorted(set(lfs.values())))
@@ -157,7 +157,7 @@ def _evidence(report: ScanReport, settings: FleetSettings, pinned: str, line: di
         line["attestation"] = str(path)
 
 
-def _skipped(done: dict[str, Any]) -> dict[str, Any]:
+def skipped_line(done: dict[str, Any]) -> dict[str, Any]:
     return {**done, "status": "skipped", "reason": "already vetted at this commit with these rules"}
 
 
