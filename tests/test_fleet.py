@@ -4,8 +4,10 @@ scanned once, resume, failures recorded without ending the run, executors agree.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from modeltrust.cli.fleet_cmd import fleet
 from modeltrust.cli.main import cli
+from modeltrust.fleet.work import FleetJob, FleetSettings, hub_settings, policy_digest, vet_target
 
 from .conftest import FIXTURES, ROOT
 
@@ -191,3 +194,87 @@ def test_a_bom_and_a_signed_attestation_per_target(hub: HubServer, tmp_path: Pat
         assert checked.exit_code == 0, checked.output
     refused, _ = run(hub, tmp_path / "r", "--bom", "--attest-key", str(private), str(targets))
     assert refused.exit_code == 2 and "needs --download" in refused.output
+
+
+def _settings(hub: HubServer, tmp_path: Path, **changes: object) -> FleetSettings:
+    from modeltrust.rules import load_rules
+
+    settings = FleetSettings(
+        store=str(tmp_path / "store.sqlite"),
+        rules_files=(),
+        rules_digest=load_rules(()).digest,
+        policy=None,
+        policy_digest=policy_digest(None),
+        endpoint=hub.url,
+        token=None,
+        cache_dir=str(tmp_path / "hf" / "hub"),
+        remote=False,
+        backoff=0.0,
+    )
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _revision_calls(hub: HubServer) -> list[str]:
+    """The Hub calls that name a revision's commit (model_info / repo_info)."""
+    return [r for r in hub.state.requests if re.match(r"GET /api/(models|datasets)/[^/]+/[^/]+/revision/", r)]
+
+
+def test_each_target_is_resolved_by_one_hub_call(hub: HubServer, tmp_path: Path) -> None:
+    pinned = hub.state.repos[("model", "acme/model-2")].refs["main"]
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"hf://acme/model-0\nhf://acme/model-1@main\nhf://acme/model-2@{pinned}\n")
+    hub.reset_counters()
+    result, lines = run(hub, tmp_path, str(targets))
+    assert result.exit_code == 0 and {line["status"] for line in lines} == {"vetted"}, result.output
+    calls = _revision_calls(hub)
+    for repo in ("model-0", "model-1", "model-2"):  # the dispatcher's lookup is the worker's commit
+        assert len([c for c in calls if f"/acme/{repo}/" in c]) == 1, calls
+    hub.reset_counters()
+    run(hub, tmp_path, str(targets))  # a rerun: unpinned targets are looked up, pinned ones not at all
+    assert len(_revision_calls(hub)) == 2 and not [r for r in hub.state.requests if "/tree/" in r]
+
+
+def test_a_job_scans_the_commit_its_lookup_named(hub: HubServer, tmp_path: Path) -> None:
+    """The commit checked in the store is the one scanned, even when the branch
+    moves between the lookup and the worker's turn."""
+    from modeltrust.sources.hub import HubSource, HubTarget
+
+    settings = _settings(hub, tmp_path)
+    looked_up = HubSource(hub_settings(settings)).revision(HubTarget("model", "acme/model-3"))
+    moved = hub.add_repo("acme/model-3", {"config.json": _config("m3-v2"), "README.md": CARD})
+    assert moved != looked_up.commit
+    line = vet_target(FleetJob("hf://acme/model-3", looked_up), settings)
+    assert line["status"] == "vetted" and line["commit"] == looked_up.commit, line
+
+
+def test_only_errors_the_source_marks_retryable_are_retried(hub: HubServer, tmp_path: Path) -> None:
+    settings = _settings(hub, tmp_path, attempts=2)
+    hub.reset_counters()
+    gated = vet_target(FleetJob("hf://acme/gated"), settings)
+    assert gated["status"] == "error" and "gated" in str(gated["error"])
+    assert len(_revision_calls(hub)) == 1  # a gated repo stays gated: asked once
+    hub.state.faults.fail_next = 3  # the worker's client gives up once (3 tries), the fleet tries again
+    again = vet_target(FleetJob("hf://acme/model-0"), settings)
+    assert hub.state.faults.fail_next == 0 and again["status"] == "vetted", again
+    hub.state.faults.fail_next = 1000
+    hub.reset_counters()
+    down = vet_target(FleetJob("hf://acme/model-1"), settings)
+    hub.state.faults.fail_next = 0
+    assert down["status"] == "error" and "did not answer" in str(down["error"])
+    assert len(_revision_calls(hub)) == 2 * 3  # attempts x the client's own retries
+
+
+def test_a_scan_that_the_hub_stops_answering_is_a_retryable_target_error(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    from modeltrust import ScanConfig, scan
+
+    config = ScanConfig(
+        targets=("hf://acme/model-0", "hf://acme/gated"), hub=hub_settings(_settings(hub, tmp_path))
+    )
+    hub.state.faults.fail_next = 3  # the first target's lookup, all of its tries
+    report = scan(config)
+    hub.state.faults.fail_next = 0
+    errors = {e.target: e for e in report.errors}
+    assert errors["hf://acme/model-0"].retryable and "did not answer" in errors["hf://acme/model-0"].message
+    assert not errors["hf://acme/gated"].retryable

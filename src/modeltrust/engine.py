@@ -328,7 +328,7 @@ def _gather(
         try:
             snapshot, files = _gather_target(target, config, findings, rules)
         except ModelTrustError as exc:
-            errors.append(TargetError(target, str(exc)))
+            errors.append(TargetError(target, str(exc), exc.retryable))
             continue
         if snapshot is not None:
             snapshots.append(snapshot)

@@ -6,6 +6,10 @@ from __future__ import annotations
 class ModelTrustError(Exception):
     """An error with a one-line message and, where possible, a hint at the fix."""
 
+    retryable = False
+    """True where the same request may succeed later (a timeout, a 5xx or 429
+    answer); set by the subclass that raises it, read by callers that retry."""
+
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.message = message

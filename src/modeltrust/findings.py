@@ -103,6 +103,8 @@ class TargetError:
 
     target: str
     message: str
+    retryable: bool = False
+    """The source did not answer (timeouts, 5xx, rate limits): a later try may work."""
 
 
 @dataclass(frozen=True, slots=True)

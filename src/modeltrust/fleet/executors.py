@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError
-from .work import FleetSettings, vet_target
+from .work import FleetJob, FleetSettings, vet_target
 
 
-def run_local(targets: list[str], settings: FleetSettings, workers: int) -> Iterator[dict[str, Any]]:
+def run_local(jobs: list[FleetJob], settings: FleetSettings, workers: int) -> Iterator[dict[str, Any]]:
     if workers <= 1:
-        for target in targets:
-            yield vet_target(target, settings)
+        for job in jobs:
+            yield vet_target(job, settings)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,13 +22,13 @@ def run_local(targets: list[str], settings: FleetSettings, workers: int) -> Iter
     # spawn: workers must not inherit the parent's threads (progress bar, hub client).
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(vet_target, target, settings) for target in targets]
+        futures = [pool.submit(vet_target, job, settings) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
 
 
 def run_ray(
-    targets: list[str], settings: FleetSettings, workers: int, address: str | None
+    jobs: list[FleetJob], settings: FleetSettings, workers: int, address: str | None
 ) -> Iterator[dict[str, Any]]:
     try:
         import ray
@@ -42,7 +42,7 @@ def run_ray(
             ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(vet_target)
-        pending = [remote.remote(target, settings) for target in targets]
+        pending = [remote.remote(job, settings) for job in jobs]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])

@@ -11,10 +11,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .executors import run_local, run_ray
-from .work import FleetSettings
+from .work import FleetJob, FleetSettings
+
+if TYPE_CHECKING:
+    from ..sources.hub import HubTarget, Revision
 
 LineCallback = Callable[[dict[str, Any], int, int], None]
 """Called with each result line, how many are done and how many there are."""
@@ -80,10 +83,13 @@ def run_fleet(
     return summary
 
 
-def already_vetted(targets: list[str], settings: FleetSettings) -> tuple[list[dict[str, Any]], list[str]]:
+def already_vetted(
+    targets: list[str], settings: FleetSettings
+) -> tuple[list[dict[str, Any]], list[FleetJob]]:
     """Targets whose commit was vetted under the same rules and policy, found
-    before any work is dispatched: one Hub call each (to learn the commit), made
-    concurrently, and a store lookup. The rest go to the executor."""
+    before any work is dispatched: one Hub call each for an unpinned revision (to
+    learn its commit), made concurrently, and a store lookup. The rest go to the
+    executor as jobs that carry the Hub's answer, so no target is resolved twice."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ..sources.hub import HubSource, parse_target
@@ -91,36 +97,44 @@ def already_vetted(targets: list[str], settings: FleetSettings) -> tuple[list[di
     from .work import hub_settings, skipped_line
 
     parsed = {t: parse_target(t, assume_hub=not Path(t).exists()) for t in targets}
-    hub_targets = [t for t, p in parsed.items() if p is not None]
+    unpinned = [t for t, p in parsed.items() if p is not None and not p.pinned]
     source = HubSource(hub_settings(settings))
 
-    def commit_of(target: str) -> str | None:
+    def revision_of(target: str) -> Revision | None:
         found = parsed[target]
         assert found is not None
-        if found.pinned:
-            return found.revision
         try:
-            return str(source.info(found).sha)
+            return source.revision(found)
         except Exception:  # noqa: BLE001 - the worker meets and records the same error
             return None
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        commits = dict(zip(hub_targets, pool.map(commit_of, hub_targets), strict=True))
+        revisions = dict(zip(unpinned, pool.map(revision_of, unpinned), strict=True))
     store = ResultStore(settings.store, settings.key)
     vetted, remaining = [], []
     for target in targets:
-        found, commit = parsed[target], commits.get(target)
-        done = store.target_line(found.uri(commit)) if found is not None and commit else None
+        revision = revisions.get(target)
+        uri = _at_commit(parsed[target], revision)
+        done = store.target_line(uri) if uri is not None else None
         if done is not None:
             vetted.append(skipped_line(done))
         else:
-            remaining.append(target)
+            remaining.append(FleetJob(target, revision))
     return vetted, remaining
 
 
+def _at_commit(found: HubTarget | None, revision: Revision | None) -> str | None:
+    """The target named at its commit, where that is known before dispatch."""
+    if found is None:
+        return None
+    if found.pinned:
+        return found.uri()
+    return found.uri(revision.commit) if revision is not None else None
+
+
 def _results(
-    targets: list[str], settings: FleetSettings, executor: str, workers: int, address: str | None
+    jobs: list[FleetJob], settings: FleetSettings, executor: str, workers: int, address: str | None
 ) -> Iterator[dict[str, Any]]:
     if executor == "ray":
-        return run_ray(targets, settings, workers, address)
-    return run_local(targets, settings, workers)
+        return run_ray(jobs, settings, workers, address)
+    return run_local(jobs, settings, workers)

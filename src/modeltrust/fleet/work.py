@@ -27,6 +27,17 @@ from .store import ResultStore, StoreKey
 if TYPE_CHECKING:
     from ..policy import Policy
     from ..rules import RuleSet
+    from ..sources.hub import Revision
+
+
+@dataclass(frozen=True, slots=True)
+class FleetJob:
+    """One target to vet. `revision` is what the dispatcher learnt from the Hub
+    when it looked the target up in the store: the worker scans that commit (the
+    one the store was asked about) and makes no second call to resolve it."""
+
+    target: str
+    revision: Revision | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +68,12 @@ class FleetSettings:
         return StoreKey(self.rules_digest, self.policy_digest, __version__)
 
 
-def vet_target(target: str, settings: FleetSettings) -> dict[str, Any]:
+def vet_target(job: FleetJob, settings: FleetSettings) -> dict[str, Any]:
     """Vet one target; never raises: failures are a line with a reason."""
     started = time.perf_counter()
+    target = job.target
     try:
-        line = _vet_with_retries(target, settings)
+        line = _vet_with_retries(job, settings)
     except ModelTrustError as exc:
         line = {"target": target, "status": "error", "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - one target's crash must not end the fleet
@@ -70,13 +82,13 @@ def vet_target(target: str, settings: FleetSettings) -> dict[str, Any]:
     return line
 
 
-def _vet_with_retries(target: str, settings: FleetSettings) -> dict[str, Any]:
-    from ..sources.hub import HubUnavailableError
-
+def _vet_with_retries(job: FleetJob, settings: FleetSettings) -> dict[str, Any]:
     for attempt in range(settings.attempts):
         try:
-            return _vet(target, settings)
-        except HubUnavailableError:
+            return _vet(job, settings)
+        except ModelTrustError as exc:
+            if not exc.retryable:
+                raise
             if attempt == settings.attempts - 1:
                 raise
             time.sleep(settings.backoff * 2**attempt)
@@ -96,25 +108,28 @@ def hub_settings(settings: FleetSettings) -> Any:
     )
 
 
-def _vet(target: str, settings: FleetSettings) -> dict[str, Any]:
+def _vet(job: FleetJob, settings: FleetSettings) -> dict[str, Any]:
     from ..sources.hub import HubSource, parse_target
 
+    target = job.target
     store = ResultStore(settings.store, settings.key)
     hub_target = parse_target(target, assume_hub=not Path(target).exists())
     if hub_target is None:
         return _vet_local(target, settings)
-    if hub_target.pinned:  # a commit sha: a vetted one needs not even a Hub call
+    revision = job.revision
+    if revision is None and hub_target.pinned:  # a commit sha: a vetted one needs not even a Hub call
         done = store.target_line(hub_target.uri(hub_target.revision))
         if done is not None:
             return skipped_line(done)
     hub = hub_settings(settings)
     source = HubSource(hub)
-    info = source.info(hub_target)  # one call names the commit
-    pinned = hub_target.uri(info.sha)
+    if revision is None:
+        revision = source.revision(hub_target)  # one call names the commit
+    pinned = hub_target.uri(revision.commit)
     done = store.target_line(pinned)
     if done is not None:
         return skipped_line(done)
-    snapshot = source.resolve(hub_target, info)
+    snapshot = source.resolve(hub_target, revision)
     lfs = {f.path: f.sha256 for f in snapshot.files if f.sha256}
     known = store.file_results(sorted(set(lfs.values())))
     reused = {path: known[sha] for path, sha in lfs.items() if sha in known}
@@ -190,10 +205,8 @@ def _scan(target: str, settings: FleetSettings, hub: Any) -> ScanReport:
     if report.errors:
         from ..sources.hub import HubUnavailableError
 
-        message = report.errors[0].message
-        if "did not answer" in message:
-            raise HubUnavailableError(message)
-        raise ModelTrustError(message)
+        error = report.errors[0]
+        raise HubUnavailableError(error.message) if error.retryable else ModelTrustError(error.message)
     return report
 
 

@@ -101,6 +101,16 @@ class Problem:
     subject: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """What the Hub answered about a revision: the commit it names and the repo's
+    facts (card, gating, scan status). Plain values, so that a fleet job carries it
+    from the process that asked to the worker that scans."""
+
+    commit: str
+    metadata: dict[str, Any]
+
+
 @dataclass
 class Snapshot:
     target: HubTarget
@@ -143,6 +153,8 @@ def _explain(exc: Exception, target: HubTarget) -> SourceError:
 class HubUnavailableError(SourceError):
     """The Hub did not answer (timeouts, 5xx, rate limits): trying later may work,
     unlike a missing or gated repo."""
+
+    retryable = True
 
 
 def _retry_after(exc: Any) -> float | None:
@@ -195,22 +207,22 @@ class HubSource:
 
         return HfApi(endpoint=self.settings.endpoint, token=self.settings.token)
 
-    def resolve(self, target: HubTarget, info: Any = None) -> Snapshot:
+    def resolve(self, target: HubTarget, revision: Revision | None = None) -> Snapshot:
         """The commit a revision names, its file list with hashes, and repo metadata.
-        `info` is the answer of `info()` when the caller already asked for it."""
+        `revision` is the answer of `revision()` when the caller already asked for it."""
         if self.settings.offline:
             return self._resolve_offline(target)
-        if info is None and target.pinned and target.revision is not None:
+        if revision is None and target.pinned and target.revision is not None:
             known = _RESOLVED.get(self._key(target, target.revision))
             if known is not None:  # a commit never changes: its listing is reused
                 return Snapshot(target, target.revision, list(known[0]), dict(known[1]))
         api = self._api()
         try:
-            info = info if info is not None else self.info(target)
+            resolved = revision if revision is not None else self.revision(target)
             tree = _with_retries(
                 lambda: list(
                     api.list_repo_tree(
-                        target.repo_id, repo_type=target.repo_type, revision=info.sha, recursive=True
+                        target.repo_id, repo_type=target.repo_type, revision=resolved.commit, recursive=True
                     )
                 ),
                 self.settings.retries,
@@ -227,14 +239,18 @@ class HubSource:
             ),
             key=lambda f: f.path,
         )
-        metadata = _metadata(info)
         if len(_RESOLVED) >= _RESOLVED_MAX:
             _RESOLVED.pop(next(iter(_RESOLVED)))
-        _RESOLVED[self._key(target, info.sha)] = (tuple(files), dict(metadata))
-        return Snapshot(target, info.sha, files, metadata)
+        _RESOLVED[self._key(target, resolved.commit)] = (tuple(files), dict(resolved.metadata))
+        return Snapshot(target, resolved.commit, files, dict(resolved.metadata))
 
     def _key(self, target: HubTarget, commit: str) -> tuple[str, str, str, str]:
         return (self.settings.endpoint or "", target.repo_type, target.repo_id, commit)
+
+    def revision(self, target: HubTarget) -> Revision:
+        """The commit the target's revision names and the repo's facts: one Hub call."""
+        info = self.info(target)
+        return Revision(str(info.sha), _metadata(info))
 
     def info(self, target: HubTarget) -> Any:
         """The Hub's answer about the revision (its commit sha, card, scan status): one call."""
