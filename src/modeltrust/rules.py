@@ -27,7 +27,8 @@ from .errors import RulesError
 from .findings import Finding, Severity
 from .yamlcache import YamlFileError, load_mapping
 
-_RULE_KEYS = {"id", "severity", "title", "why", "cwe", "references", "match", "class"}
+_RULE_KEYS = {"id", "severity", "title", "why", "cwe", "references", "match", "class", "except"}
+_EXCEPTION_KEYS = {"name", "reason"}
 # What a finding means (README, "Severity model"); a class fixes the lowest
 # severity its rules may have, so an override in a rules file cannot quietly
 # turn "runs code" into a note. "unverified" is gated by its own policy switch.
@@ -67,6 +68,23 @@ class Rule:
     source: str = ""
     category: str = ""
     """The rule's class: dangerous, runs-code, unverified, anomaly or fact."""
+    exceptions: tuple[RuleException, ...] = ()
+    """Exact names the patterns would match that the rule does not deny."""
+    exempt: frozenset[tuple[str, str]] = frozenset()
+    """The exceptions as (module, qualname), for lookups."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleException:
+    """One name a deny rule's module patterns cover but does not deny: a value
+    type (enum, structseq, named tuple) of a module whose functions are
+    dangerous, e.g. `http:HTTPStatus` under the `http` pattern. Exact
+    `module:qualname` by the defining module; a reading of an import is exempt
+    only when it is exactly this name."""
+
+    module: str
+    name: str
+    reason: str
 
 
 class ImportPattern(NamedTuple):
@@ -279,7 +297,11 @@ class RuleSet:
             for i in range(1, min(len(parts), depth) + 1):
                 candidates.extend(index.get(".".join(parts[:i]), ()))
             for order, pattern, rule in candidates:
-                if (best is None or order < best[0]) and _deny_matches(pattern, mod, attr):
+                if (
+                    (best is None or order < best[0])
+                    and (mod, attr) not in rule.exempt
+                    and _deny_matches(pattern, mod, attr)
+                ):
                     best = (order, pattern, rule)
         if best is None:
             return None
@@ -326,7 +348,7 @@ class RuleSet:
     def classify_code_call(self, module: str, name: str) -> Rule | None:
         """The code-deny rule a call to module.name matches, if any."""
         for pattern, rule in self.code_deny:
-            if _deny_matches(pattern, module, name):
+            if (module, name) not in rule.exempt and _deny_matches(pattern, module, name):
                 return rule
         return None
 
@@ -374,6 +396,7 @@ def _parse_rule(raw: object, source: str) -> Rule:
     if category and severity < CLASS_FLOOR[category]:
         floor = CLASS_FLOOR[category].label
         raise RulesError(f"{source}: rule {raw['id']!r}: class {category} is at least {floor}")
+    exceptions = _parse_exceptions(raw.get("except"), f"{source}: {raw['id']}.except")
     return Rule(
         id=raw["id"],
         severity=severity,
@@ -384,7 +407,34 @@ def _parse_rule(raw: object, source: str) -> Rule:
         patterns=_as_str_list(raw.get("match"), f"{source}: {raw['id']}.match"),
         source=source,
         category=category,
+        exceptions=exceptions,
+        exempt=frozenset((e.module, e.name) for e in exceptions),
     )
+
+
+def _parse_exceptions(value: object, where: str) -> tuple[RuleException, ...]:
+    """`except:` entries, each `{name: module:qualname, reason: ...}`."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RulesError(f"{where} must be a list of {{name, reason}} entries")
+    found: dict[str, RuleException] = {}
+    for item in value:
+        if not isinstance(item, dict) or set(item) != _EXCEPTION_KEYS:
+            raise RulesError(f"{where}: every exception takes exactly 'name' and 'reason', got {item!r}")
+        text, reason = item["name"], item["reason"]
+        if not isinstance(text, str) or not _EXACT_NAME.match(text):
+            raise RulesError(
+                f"{where}: exception {text!r} must be an exact module:qualname",
+                hint="name the value type by the module that defines it; no globs",
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise RulesError(f"{where}: exception {text!r} needs a non-empty 'reason'")
+        if text in found:
+            raise RulesError(f"{where}: exception {text!r} is listed twice")
+        module, _, name = text.partition(":")
+        found[text] = RuleException(module, name, reason.strip())
+    return tuple(found.values())
 
 
 def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) -> None:
@@ -403,6 +453,8 @@ def _add_file(ruleset: RuleSet, path: Path, raw: bytes, cache_dir: Path | None) 
             rule = _parse_rule(raw, source)
             if target is not None and not rule.patterns:
                 raise RulesError(f"{source}: deny rule {rule.id!r} needs a 'match' list")
+            if target is None and rule.exceptions:
+                raise RulesError(f"{source}: rule {rule.id!r}: 'except' is only for deny rules")
             ruleset.rules[rule.id] = rule
             if target is not None:
                 target.extend((ImportPattern.parse(text), rule) for text in rule.patterns)
