@@ -83,6 +83,7 @@ PICKLE_LOADABLE = "loadable-pickle"
 TFLITE = "tflite"
 SENTENCEPIECE = "sentencepiece"
 MSGPACK = "msgpack"
+UBJSON = "ubjson"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
@@ -145,6 +146,8 @@ def sniff(reader: ByteReader) -> str:
         return SENTENCEPIECE
     if fmt == UNKNOWN and _looks_like_msgpack_map(head):
         return MSGPACK
+    if fmt == UNKNOWN and _looks_like_ubjson(head):
+        return UBJSON
     return fmt
 
 
@@ -185,6 +188,13 @@ def _looks_like_msgpack_map(head: bytes) -> bool:
     if not key_at or len(head) <= key_at:
         return False
     return 0xA0 <= head[key_at] <= 0xBF or head[key_at] in (0xD9, 0xDA, 0xDB)
+
+
+def _looks_like_ubjson(head: bytes) -> bool:
+    """XGBoost binary models (`*.ubj`, `save_raw()`): a UBJSON object whose first
+    key length is an integer marker (or an optimised container header). Text JSON
+    starts with `{"` and is sniffed as JSON before this."""
+    return head[:1] in (b"{", b"[") and head[1:2] in (b"i", b"U", b"I", b"l", b"L", b"}", b"]", b"$", b"#")
 
 
 def _is_legacy_arrow_stream(reader: ByteReader) -> bool:

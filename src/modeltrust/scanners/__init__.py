@@ -46,6 +46,7 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "tflite": ("tflite", "TFLiteScanner"),
     "sentencepiece": ("sentencepiece", "SentencePieceScanner"),
     "msgpack": ("msgpack", "MsgpackScanner"),
+    "ubjson": ("ubjson", "UbjsonScanner"),
     "datasets-state": ("saved_dataset", "SavedDatasetScanner"),
     "datasets-dict": ("saved_dataset", "SavedDatasetScanner"),
 }
