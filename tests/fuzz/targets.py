@@ -31,6 +31,8 @@ from modeltrust.rules import RuleSet, load_rules
 from modeltrust.scanners import Registry, ScanContext
 from modeltrust.scanners.base import Budget, Deadline, LimitReached
 
+from . import seeds
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 INPUT = "fuzz-input"
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -281,6 +283,18 @@ _PYTHON_TOKENS = (b"(", b")", b"[", b"]", b"lambda:", b"\n    ", b"\n", b"import
                   b"getattr(", b"f'{", b"}'", b"def f():\n", b'"""', b"\\")  # fmt: skip
 _ZIP_TOKENS = (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07", b"data.pkl",
                b"\xff\xff\xff\xff", b"\x01\x00\x10\x00")  # fmt: skip
+_THRIFT_TOKENS = (b"PAR1", b"\x15", b"\x19", b"\x1c", b"\x29", b"\xff\xff\xff\x7f", b"\x00")
+_FLATBUF_TOKENS = (b"ARROW1", b"\xff\xff\xff\xff", b"TFL3", b"\x00\x00\x00\x00", b"\xff\xff\xff\x7f")
+_MSGPACK_TOKENS = (
+    b"\xde\xff\xff",
+    b"\xdf\xff\xff\xff\xff",
+    b"\xdd\xff\xff\xff\xff",
+    b"\x91",
+    b"\x81",
+    b"\xc7\xff\x01",
+    b"\xd9\xff",
+    b"\xc4\x10",
+)
 _PROTO_TOKENS = (b"\x08\x07", b"\x3a", b"\x42", b"\x0a", b"\x12", b"\x22", b"\x2a", b"\xff\xff\xff\xff\x0f",
                  b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01")  # fmt: skip
 
@@ -315,8 +329,64 @@ def targets() -> dict[str, Target]:
         Target("code", _scanner_target("python"), _python_seeds, _PYTHON_TOKENS),
         Target("render", _render, _render_seeds, (_SURROGATE_UTF16, b"\x1b\x00")),
         Target("any", _scanner_target_detected(), lambda: fixture_seeds(*_ALL_FORMATS), _PICKLE_TOKENS),
+        *_more_targets(),
     ]  # fmt: skip
     return {t.name: t for t in all_targets}
+
+
+def _more_targets() -> list[Target]:
+    """Formats added with issue #9's full campaign (seeds built in tests/fuzz/seeds.py where
+    no fixture exists)."""
+    return [
+        Target(
+            "loadable-pickle",
+            _scanner_target("loadable-pickle"),
+            lambda: fixture_seeds("text", "python", "gif", "json", "pickle")[:120],
+            _PICKLE_TOKENS,
+        ),
+        Target("parquet", _scanner_target("parquet"), lambda: fixture_seeds("parquet"), _THRIFT_TOKENS),
+        Target("arrow", _scanner_target("arrow"), lambda: fixture_seeds("arrow"), _FLATBUF_TOKENS),
+        Target(
+            "arrow-stream",
+            _scanner_target("arrow-stream"),
+            lambda: fixture_seeds("arrow-stream"),
+            _FLATBUF_TOKENS,
+        ),
+        Target("tflite", _scanner_target("tflite"), lambda: fixture_seeds("tflite"), _FLATBUF_TOKENS),
+        Target(
+            "msgpack",
+            _scanner_target("msgpack"),
+            lambda: fixture_seeds("msgpack") + seeds.msgpack_seeds(),
+            _MSGPACK_TOKENS,
+        ),
+        Target(
+            "sentencepiece",
+            _scanner_target("sentencepiece"),
+            lambda: fixture_seeds("sentencepiece"),
+            _PROTO_TOKENS,
+        ),
+        Target(
+            "7z", _scanner_target("7z"), seeds.sevenzip_seeds, (b"7z\xbc\xaf\x27\x1c", b"\x17", b"\x01\x04")
+        ),
+        Target("lz4", _scanner_target("lz4"), seeds.lz4_seeds, (b"\x04\x22\x4d\x18", b"\xff" * 4)),
+        Target("pyc", _scanner_target("pyc"), seeds.pyc_seeds, (b"\xe3", b"\x00" * 4, b"\xff\xff\xff\x7f")),
+        Target(
+            "script", _scanner_target("script"), seeds.script_seeds, (b"#!", b"\ncurl ", b" | sh\n", b"$(")
+        ),
+        Target(
+            "executable",
+            _scanner_target_detected(),
+            seeds.executable_seeds,
+            (b"\x7fELF", b"MZ", b"PE\x00\x00"),
+        ),
+        Target(
+            "plain-data",
+            _scanner_target_detected(),
+            lambda: fixture_seeds("gif", "orc", "unknown", "text"),
+            _PICKLE_TOKENS,
+        ),
+        Target("saved-dataset", _scanner_target("datasets-state"), seeds.saved_dataset_seeds, _JSON_TOKENS),
+    ]
 
 
 _SURROGATE_UTF16 = "\ud800".encode("utf-16-le", "surrogatepass")

@@ -5,17 +5,15 @@ scripts, and native executables or libraries among the artifacts."""
 from __future__ import annotations
 
 import json
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..detect import EXECUTABLE
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
-from .base import ScanContext
+from . import jsontop
+from .base import LimitReached, ScanContext
 
 if TYPE_CHECKING:
-    import ast
-
     from .pycalls import CodeFacts
 
 SCANNER = "code"
@@ -24,6 +22,11 @@ MAX_JSON = 64 << 20
 """Sized to real repos: Gemma's tokenizer.json is 33 MB."""
 
 
+_CONFIG_KEYS = frozenset(
+    ("auto_map", "custom_pipelines", "tokenizer_class", "processor_class", "feature_extractor_type",
+     "weight_map", "chat_template", "class_name", "config")
+)  # fmt: skip
+"""The top-level keys the config checks read (a large document is read for these only)."""
 _PLAIN_ENCODINGS = {"utf-8", "utf-8-sig", "ascii", "iso8859-1", "latin-1", "cp1252"}
 _BEHAVIOUR_RULES = {
     "dynamic": "code-dynamic-dispatch",
@@ -70,25 +73,49 @@ class PythonScanner:
         except TooLarge:
             ctx.report("scan-unverified", location, f"Python source over {MAX_SOURCE} bytes", SCANNER)
             return
-        tree = parse_python(raw, location, ctx, claimed=named(location, ".py", ".pyw"))
-        if tree is None:
-            return
+        facts = analyse_python(raw, location, ctx, claimed=named(location, ".py", ".pyw"))
+        if facts is not None:
+            report_facts(facts, location, ctx)
+
+
+def analyse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool) -> CodeFacts | None:
+    """What the source imports and calls, read in pieces of whole statements
+    (bounded memory); None if it is not Python after all. Failures are
+    findings when the file's name says it is Python (otherwise it was text)."""
+    from .pycalls import CodeFacts
+    from .pychunks import Incomplete, parse_pieces
+
+    source = decode_python(raw, location, ctx, claimed)
+    if source is None:
+        return None
+    facts = CodeFacts()
+    try:
+        for tree in parse_pieces(source):
+            facts.visit(tree)
+            facts.forget_nodes()  # node ids of a freed piece are reused by the next
+            ctx.check_time()
+    except (SyntaxError, ValueError, MemoryError) as exc:
+        if claimed:
+            line = getattr(exc, "lineno", None)
+            where = f" (line {line})" if line else ""
+            message = f"Python source does not parse{where}: {type(exc).__name__}"
+            ctx.report("code-unparsable", location, message, SCANNER)
+        return None
+    except RecursionError:
         report_python_file(location, ctx)
-        from .pycalls import analyse
+        ctx.report("code-unparsable", location, "Python source nests too deeply to analyse", SCANNER)
+        return None
+    except (Incomplete, LimitReached) as exc:
+        report_python_file(location, ctx)
+        message = f"Python analysis incomplete: {exc}; what follows was not analysed"
+        ctx.report("scan-limit", location, message, SCANNER, subject="python-analysis")
+        return facts
+    report_python_file(location, ctx)
+    return facts
 
-        try:
-            facts = analyse(tree)
-        except RecursionError:
-            ctx.report("code-unparsable", location, "Python source nests too deeply to analyse", SCANNER)
-            return
-        report_facts(facts, location, ctx)
 
-
-def parse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool) -> ast.Module | None:
-    """The syntax tree, decoded as the interpreter would; failures are findings
-    when the file's name says it is Python (otherwise it was text after all)."""
-    import ast
-
+def decode_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool) -> str | None:
+    """Source text decoded as the interpreter would (an unusual encoding is a finding)."""
     try:
         source, encoding = decode_source(raw)
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
@@ -103,17 +130,7 @@ def parse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool
             SCANNER,
             subject=encoding,
         )
-    try:
-        with warnings.catch_warnings():  # the file's invalid escapes are not ours to print
-            warnings.simplefilter("ignore")
-            return ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        if claimed:
-            line = getattr(exc, "lineno", None)
-            where = f" (line {line})" if line else ""
-            message = f"Python source does not parse{where}: {type(exc).__name__}"
-            ctx.report("code-unparsable", location, message, SCANNER)
-        return None
+    return source
 
 
 def report_python_file(location: Location, ctx: ScanContext) -> None:
@@ -222,7 +239,10 @@ class JsonConfigScanner:
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
         try:
-            data = json.loads(read_all(reader, MAX_JSON).decode("utf-8"))
+            raw = read_all(reader, MAX_JSON)
+            data = jsontop.loads(raw, _CONFIG_KEYS)
+            if isinstance(data, dict) and _is_keras_config(data) and len(raw) > jsontop.WHOLE:
+                data = json.loads(raw.decode("utf-8"))  # check_config walks the whole document
         except TooLarge:
             ctx.report("scan-unverified", location, f"JSON over {MAX_JSON} bytes was not parsed", self.name)
             return

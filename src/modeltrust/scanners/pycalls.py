@@ -122,6 +122,12 @@ class CodeFacts(ast.NodeVisitor):
         self._called: set[int] = set()
         self._safe_calls: set[int] = set()
 
+    def forget_nodes(self) -> None:
+        """Drop what was noted by node id (call sites, safe calls): called
+        between pieces of one file, whose freed nodes' ids are reused."""
+        self._called.clear()
+        self._safe_calls.clear()
+
     # --- names ------------------------------------------------------------------
 
     def resolve(self, node: ast.expr) -> str | None:

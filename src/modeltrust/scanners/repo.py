@@ -11,7 +11,6 @@ pass only knows which of them a loader would run."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
+from . import jsontop
 from .base import ScanContext
 from .pycalls import ImportEdge
 
@@ -143,7 +143,7 @@ def _config_modules(item: RepoFile, ctx: ScanContext) -> list[tuple[str, str]]:
     if raw is None:
         return []
     try:
-        data = json.loads(raw)
+        data = jsontop.loads(raw, ("auto_map", "custom_pipelines"))
     except (ValueError, RecursionError):
         return []
     if not isinstance(data, dict):
@@ -232,16 +232,10 @@ def _analyse_source(item: RepoFile, ctx: ScanContext) -> list[ImportEdge]:
     raw = _read(item, MAX_SOURCE)
     if raw is None:
         return []
-    from .code import parse_python, report_facts, report_python_file
-    from .pycalls import analyse
+    from .code import analyse_python, report_facts
 
-    tree = parse_python(raw, item.location, ctx, claimed=True)
-    if tree is None:
-        return []
-    report_python_file(item.location, ctx)
-    try:
-        facts = analyse(tree)
-    except RecursionError:
+    facts = analyse_python(raw, item.location, ctx, claimed=True)
+    if facts is None:
         return []
     report_facts(facts, item.location, ctx)
     return facts.imports

@@ -7,10 +7,9 @@ never saw. Parsed as bounded JSON; nothing is opened."""
 
 from __future__ import annotations
 
-import json
-
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
+from . import jsontop
 from .base import ScanContext
 
 SCANNER = "saved-dataset"
@@ -30,7 +29,7 @@ class SavedDatasetScanner:
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
         try:
-            data = json.loads(read_all(reader, MAX_BYTES))
+            data = jsontop.loads(read_all(reader, MAX_BYTES), ("_data_files", "splits"))
         except (TooLarge, ValueError, RecursionError):
             return  # not this loader's JSON (the JSON scanner reports broken files)
         if not isinstance(data, dict):

@@ -1,0 +1,153 @@
+"""Python source parsed in pieces of whole statements, so the syntax tree in
+memory at any time stays bounded (a 1 MB file of 65,537 functions is 800 MB
+of `ast` nodes at once).
+
+A piece ends only before a line that starts a statement at the piece's
+indentation. Candidate boundaries come from the text (a line at that
+indentation that is not `else`/`elif`/`except`/`finally` or a closing
+bracket); a candidate inside a string, a bracket or after a backslash makes
+the piece before it fail to parse (the tokenizer reads the same prefix the
+whole file's would), and the piece grows until it parses. A single statement
+too large to parse alone (a class of 65,000 methods) is split at its body's
+indentation the same way, its pieces parsed under `if 1:`. What still does
+not fit is reported by the caller as an incomplete analysis."""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Iterator
+
+PIECE = 64 << 10
+"""Characters a piece aims for (whole statements are added until it is this long)."""
+MAX_PIECE = 512 << 10
+"""Characters parsed at once at most (about 100 MB of syntax tree)."""
+MAX_DEPTH = 8
+"""Nested bodies split at most this deep."""
+
+_WRAP = "if 1:\n"
+
+
+class Incomplete(Exception):
+    """A statement larger than MAX_PIECE that cannot be split further."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"a statement at line {line} is over {MAX_PIECE} characters and cannot be split")
+        self.line = line
+
+
+def parse_pieces(source: str) -> Iterator[ast.Module]:
+    """Syntax trees of consecutive runs of statements, with the line numbers
+    of the whole file. Raises SyntaxError (line numbers of the whole file)
+    where `ast.parse(source)` would, Incomplete where a piece cannot be
+    bounded."""
+    if len(source) <= MAX_PIECE:
+        yield _parse(source)
+        return
+    yield from _pieces(source, ("",), 0)
+
+
+def _parse(text: str) -> ast.Module:
+    with warnings.catch_warnings():  # the file's invalid escapes are not ours to print
+        warnings.simplefilter("ignore")
+        return ast.parse(text)
+
+
+_LINE = re.compile(r"^([ \t]*+)([^\s#])", re.MULTILINE)
+_CLAUSE = re.compile(r"(?:else|elif|except|finally)\b")
+_STATEMENT_LINE = re.compile(r"^([ \t]*+)(?![\s#)\]}])", re.MULTILINE)
+
+
+def _boundaries(text: str, indents: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(offset, level) of the lines after the first that may start a
+    statement at exactly one of `indents` (level: its index there). A line
+    is no boundary when the next line indented less than it continues a
+    compound statement (`else`, `except`...): the cut would fall inside it."""
+    lines = [(m.start(), m.group(1), m.group(2)) for m in _LINE.finditer(text)]
+    clause_after = [False] * len(lines)
+    stack: list[int] = []  # indices of lines still looking for a shallower successor
+    for index, (offset, indent, _first) in enumerate(lines):
+        is_clause = _CLAUSE.match(text, offset + len(indent)) is not None
+        while stack and len(lines[stack[-1]][1]) > len(indent):
+            clause_after[stack.pop()] = is_clause
+        stack.append(index)
+    levels = {indent: level for level, indent in enumerate(indents)}
+    found = []
+    for index, (offset, indent, first) in enumerate(lines):
+        level = levels.get(indent)
+        if level is None or offset == 0 or first in ")]}" or clause_after[index]:
+            continue
+        if _CLAUSE.match(text, offset + len(indent)) is None:
+            found.append((offset, level))
+    return found
+
+
+def _pieces(text: str, chain: tuple[str, ...], first_line: int) -> Iterator[ast.Module]:
+    """Pieces of `text` (starting at line `first_line` + 1 of the file at
+    indentation chain[-1], inside blocks at the indentations of `chain`),
+    split before statements at any indentation of `chain`."""
+    cuts = [*_boundaries(text, chain), (len(text), 0)]
+    start = index = 0
+    level = len(chain) - 1
+    line = first_line
+    while start < len(text):
+        target = PIECE
+        while True:
+            while cuts[index][0] < min(start + target, len(text)):
+                index += 1
+            end, next_level = cuts[index]
+            piece = text[start:end]
+            if end - start > MAX_PIECE:
+                # One construct too large to parse alone starts in this piece:
+                # the rest is split at the next indentation down.
+                yield from _split_deeper(text[start:], chain[: level + 1], line)
+                return
+            try:
+                yield _parse_at(piece, chain[: level + 1], line)
+                break
+            except SyntaxError:
+                if end == len(text):
+                    raise
+                target *= 2
+        line += piece.count("\n")
+        start, level = end, next_level
+
+
+def _parse_at(piece: str, chain: tuple[str, ...], line: int) -> ast.Module:
+    """`piece` parsed inside `if 1:` blocks at the indentations of `chain`,
+    after blank lines that give its nodes (and errors) the file's line
+    numbers (a piece inside n blocks starts at line n + 1 or later)."""
+    wrap = "".join(f"{indent}if 1:\n" for indent in chain[:-1])
+    return _parse("\n" * (line - len(chain) + 1) + wrap + piece)
+
+
+def _split_deeper(text: str, chain: tuple[str, ...], line: int) -> Iterator[ast.Module]:
+    """`text` starts with a statement too large to parse alone: its header
+    (parsed with an empty body) then the rest split before statements at the
+    body's indentation (later, shallower statements parse in those pieces too)."""
+    if len(chain) > MAX_DEPTH:
+        raise Incomplete(line + 1)
+    for offset, inner in _deeper_lines(text, chain[-1]):
+        head = text[:offset]
+        try:
+            header = _parse_at(head + inner + "pass\n", chain, line)
+        except SyntaxError:
+            continue  # a continuation line of the header, not its body
+        yield header
+        yield from _pieces(text[offset:], (*chain, inner), line + head.count("\n"))
+        return
+    raise Incomplete(line + 1)
+
+
+def _deeper_lines(text: str, indent: str) -> list[tuple[int, str]]:
+    """The first lines indented deeper than `indent`, in order: the body's
+    first statement is the first of them after which the header parses."""
+    found = []
+    for match in _STATEMENT_LINE.finditer(text, 1, MAX_PIECE):
+        ind = match.group(1)
+        if len(ind) > len(indent) and ind.startswith(indent):
+            found.append((match.start(), ind))
+            if len(found) == 8:
+                break
+    return found
