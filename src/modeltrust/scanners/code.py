@@ -82,8 +82,8 @@ def analyse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bo
     """What the source imports and calls, read in pieces of whole statements
     (bounded memory); None if it is not Python after all. Failures are
     findings when the file's name says it is Python (otherwise it was text)."""
-    from .pycalls import CodeFacts
-    from .pychunks import Incomplete, parse_pieces
+    from .pycalls import CodeFacts, lexical_uses
+    from .pychunks import MAX_PIECE, Incomplete, parse_pieces
 
     source = decode_python(raw, location, ctx, claimed)
     if source is None:
@@ -95,23 +95,51 @@ def analyse_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bo
             facts.forget_nodes()  # node ids of a freed piece are reused by the next
             ctx.check_time()
     except (SyntaxError, ValueError, MemoryError) as exc:
+        line = getattr(exc, "lineno", None) or 1
+        if len(source) > MAX_PIECE:
+            # Pieces that do not parse may be this reader's cut, not the file's
+            # error: judged by what the rest mentions, as a limit.
+            _incomplete(facts, source, 1, f"pieces stopped parsing at line {line}", location, ctx)
+            return facts
         if claimed:
-            line = getattr(exc, "lineno", None)
-            where = f" (line {line})" if line else ""
-            message = f"Python source does not parse{where}: {type(exc).__name__}"
+            message = f"Python source does not parse (line {line}): {type(exc).__name__}"
             ctx.report("code-unparsable", location, message, SCANNER)
         return None
     except RecursionError:
         report_python_file(location, ctx)
         ctx.report("code-unparsable", location, "Python source nests too deeply to analyse", SCANNER)
-        return None
-    except (Incomplete, LimitReached) as exc:
-        report_python_file(location, ctx)
-        message = f"Python analysis incomplete: {exc}; what follows was not analysed"
-        ctx.report("scan-limit", location, message, SCANNER, subject="python-analysis")
+        lexical_uses(facts, source, 1)
+        return facts
+    except Incomplete as exc:
+        _incomplete(facts, source, exc.line, str(exc), location, ctx)
+        return facts
+    except LimitReached as exc:
+        _incomplete(facts, source, 1, str(exc), location, ctx)
         return facts
     report_python_file(location, ctx)
     return facts
+
+
+def _incomplete(
+    facts: CodeFacts, source: str, line: int, why: str, location: Location, ctx: ScanContext
+) -> None:
+    """The syntax tree stopped short of line `line`: a limit finding, and the rest read for names."""
+    from .pycalls import lexical_uses
+
+    report_python_file(location, ctx)
+    message = f"Python analysis incomplete: {why}; from line {line} on, only names and imports were read"
+    ctx.report("scan-limit", location, message, SCANNER, subject="python-analysis")
+    lexical_uses(facts, _from_line(source, line), line)
+
+
+def _from_line(source: str, line: int) -> str:
+    """The text from line `line` (1-based) on."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = source.find("\n", offset) + 1
+        if offset == 0:
+            return ""
+    return source[offset:]
 
 
 def decode_python(raw: bytes, location: Location, ctx: ScanContext, claimed: bool) -> str | None:

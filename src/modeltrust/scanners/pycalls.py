@@ -9,6 +9,8 @@ file writes, network endpoints, deserialisation, and the modules it imports
 from __future__ import annotations
 
 import ast
+import bisect
+import re
 from typing import NamedTuple
 
 # Builtins worth resolving when used by their bare name.
@@ -133,8 +135,10 @@ class CodeFacts(ast.NodeVisitor):
     def resolve(self, node: ast.expr) -> str | None:
         """The dotted name an expression refers to through the imports, if any."""
         text = dotted(node)
-        if text is None:
-            return None
+        return None if text is None else self.resolve_text(text)
+
+    def resolve_text(self, text: str) -> str | None:
+        """`resolve` for a dotted name given as text."""
         head, _, rest = text.partition(".")
         resolved = self.aliases.get(head)
         if resolved is None:
@@ -281,6 +285,39 @@ class CodeFacts(ast.NodeVisitor):
             self._behaviour("namespace", f"{target}({owner}, <computed name>)", node)
         else:
             self._behaviour("dynamic", f"{target}({owner}, <computed name>)", node)
+
+
+_IMPORT_TEXT = re.compile(r"^[ \t]*import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?", re.MULTILINE)
+_FROM_TEXT = re.compile(
+    r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\w+)(?:[ \t]+as[ \t]+(\w+))?", re.MULTILINE
+)
+_NAME_TEXT = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)[ \t]*(\()?")
+MAX_LEXICAL_USES = 10_000
+
+
+def lexical_uses(facts: CodeFacts, text: str, first_line: int) -> None:
+    """A cheap pass for source the syntax tree could not cover (too large or
+    out of time): imports and dotted names read from the text, resolved
+    through the imports seen so far, recorded as uses. Names inside strings
+    count too (what cannot be parsed is judged by what it mentions)."""
+    for match in _IMPORT_TEXT.finditer(text):
+        module, alias = match.group(1), match.group(2)
+        facts.aliases[alias or module.split(".")[0]] = module if alias else module.split(".")[0]
+    for match in _FROM_TEXT.finditer(text):
+        module, name, alias = match.groups()
+        facts.aliases[alias or name] = f"{module}.{name}"
+        facts.uses.append(Use(f"{module}.{name}", first_line, 0, False))
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    recorded = 0
+    for match in _NAME_TEXT.finditer(text):
+        target = facts.resolve_text(match.group(1))
+        if target is None:
+            continue
+        line = first_line + bisect.bisect_left(newlines, match.start())
+        facts.uses.append(Use(target, line, 0, match.group(2) is not None))
+        recorded += 1
+        if recorded >= MAX_LEXICAL_USES:
+            return
 
 
 def analyse(tree: ast.AST) -> CodeFacts:

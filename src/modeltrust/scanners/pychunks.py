@@ -45,7 +45,7 @@ def parse_pieces(source: str) -> Iterator[ast.Module]:
     if len(source) <= MAX_PIECE:
         yield _parse(source)
         return
-    yield from _pieces(source, ("",), 0)
+    yield from _pieces(source, (("", False),), 0)
 
 
 def _parse(text: str) -> ast.Module:
@@ -59,31 +59,60 @@ _CLAUSE = re.compile(r"(?:else|elif|except|finally)\b")
 _STATEMENT_LINE = re.compile(r"^([ \t]*+)(?![\s#)\]}])", re.MULTILINE)
 
 
-def _boundaries(text: str, indents: tuple[str, ...]) -> list[tuple[int, int]]:
+Chain = tuple[tuple[str, bool], ...]
+"""The blocks a piece sits in: (indentation, whether the statement split there is a `try`)."""
+
+
+def _boundaries(text: str, chain: Chain) -> list[tuple[int, int]]:
     """(offset, level) of the lines after the first that may start a
-    statement at exactly one of `indents` (level: its index there). A line
-    is no boundary when the next line indented less than it continues a
-    compound statement (`else`, `except`...): the cut would fall inside it."""
+    statement at exactly one of the chain's indentations (level: its index
+    there). A line is no boundary when the next line indented less than it
+    continues a compound statement (`else`, `except`...): the cut would fall
+    inside it, unless that statement is the `try` split at that level (its
+    wrapper takes `except` and `finally`)."""
     lines = [(m.start(), m.group(1), m.group(2)) for m in _LINE.finditer(text)]
-    clause_after = [False] * len(lines)
+    clauses = [_CLAUSE.match(text, offset + len(indent)) for offset, indent, _ in lines]
+    clause_after: list[int] = [-1] * len(lines)  # index of the clause line that follows, if any
     stack: list[int] = []  # indices of lines still looking for a shallower successor
-    for index, (offset, indent, _first) in enumerate(lines):
-        is_clause = _CLAUSE.match(text, offset + len(indent)) is not None
+    for index, (_, indent, _first) in enumerate(lines):
         while stack and len(lines[stack[-1]][1]) > len(indent):
-            clause_after[stack.pop()] = is_clause
+            clause_after[stack.pop()] = index if clauses[index] else -1
         stack.append(index)
-    levels = {indent: level for level, indent in enumerate(indents)}
+    levels = {indent: level for level, (indent, _) in enumerate(chain)}
+    started: set[int] = set()  # levels where a statement began in this text
     found = []
     for index, (offset, indent, first) in enumerate(lines):
         level = levels.get(indent)
-        if level is None or offset == 0 or first in ")]}" or clause_after[index]:
+        if level is None or first in ")]}" or clauses[index]:
             continue
-        if _CLAUSE.match(text, offset + len(indent)) is None:
+        if offset > 0 and _cut_allowed(clause_after[index], lines, clauses, levels, chain, started):
             found.append((offset, level))
+        started.add(level)
     return found
 
 
-def _pieces(text: str, chain: tuple[str, ...], first_line: int) -> Iterator[ast.Module]:
+def _cut_allowed(
+    clause: int,
+    lines: list[tuple[int, str, str]],
+    clauses: list[re.Match[str] | None],
+    levels: dict[str, int],
+    chain: Chain,
+    started: set[int],
+) -> bool:
+    if clause < 0:
+        return True
+    level = levels.get(lines[clause][1])
+    keyword = clauses[clause]
+    return (
+        level is not None
+        and level not in started
+        and chain[level][1]
+        and keyword is not None
+        and keyword.group() in ("except", "finally")
+    )
+
+
+def _pieces(text: str, chain: Chain, first_line: int) -> Iterator[ast.Module]:
     """Pieces of `text` (starting at line `first_line` + 1 of the file at
     indentation chain[-1], inside blocks at the indentations of `chain`),
     split before statements at any indentation of `chain`."""
@@ -114,28 +143,42 @@ def _pieces(text: str, chain: tuple[str, ...], first_line: int) -> Iterator[ast.
         start, level = end, next_level
 
 
-def _parse_at(piece: str, chain: tuple[str, ...], line: int) -> ast.Module:
-    """`piece` parsed inside `if 1:` blocks at the indentations of `chain`,
-    after blank lines that give its nodes (and errors) the file's line
-    numbers (a piece inside n blocks starts at line n + 1 or later)."""
-    wrap = "".join(f"{indent}if 1:\n" for indent in chain[:-1])
-    return _parse("\n" * (line - len(chain) + 1) + wrap + piece)
+def _parse_at(piece: str, chain: Chain, line: int) -> ast.Module:
+    """`piece` parsed inside blocks at the indentations of `chain` (`if 1:`,
+    or `try:` where a try statement was split, closed by `finally` if the
+    piece does not close it), after blank lines that give its nodes (and
+    errors) the file's line numbers (a piece inside n blocks starts at line
+    n + 1 or later)."""
+    wrap = "".join(f"{indent}{'try' if is_try else 'if 1'}:\n" for indent, is_try in chain[:-1])
+    text = "\n" * (line - len(chain) + 1) + wrap + piece
+    try:
+        return _parse(text)
+    except SyntaxError:
+        tries = [level for level, (_, is_try) in enumerate(chain[:-1]) if is_try]
+        if not tries:
+            raise
+    closing = "".join(f"{chain[level][0]}finally:\n{chain[level + 1][0]}pass\n" for level in reversed(tries))
+    return _parse(text + ("" if text.endswith("\n") else "\n") + closing)
 
 
-def _split_deeper(text: str, chain: tuple[str, ...], line: int) -> Iterator[ast.Module]:
+def _split_deeper(text: str, chain: Chain, line: int) -> Iterator[ast.Module]:
     """`text` starts with a statement too large to parse alone: its header
     (parsed with an empty body) then the rest split before statements at the
     body's indentation (later, shallower statements parse in those pieces too)."""
     if len(chain) > MAX_DEPTH:
         raise Incomplete(line + 1)
-    for offset, inner in _deeper_lines(text, chain[-1]):
+    indent = chain[-1][0]
+    is_try = re.match(r"[ \t]*try[ \t]*:", text) is not None
+    outer = (*chain[:-1], (indent, is_try))
+    for offset, inner in _deeper_lines(text, indent):
         head = text[:offset]
+        closing = f"{indent}finally:\n{inner}pass\n" if is_try else ""
         try:
-            header = _parse_at(head + inner + "pass\n", chain, line)
+            header = _parse_at(head + inner + "pass\n" + closing, chain, line)
         except SyntaxError:
             continue  # a continuation line of the header, not its body
         yield header
-        yield from _pieces(text[offset:], (*chain, inner), line + head.count("\n"))
+        yield from _pieces(text[offset:], (*outer, (inner, False)), line + head.count("\n"))
         return
     raise Incomplete(line + 1)
 
