@@ -527,7 +527,7 @@ def main(argv: Sequence[str]) -> None:
 # coverage is compared with.
 
 REPO_LIBRARIES = {"transformers": "transformers", "keras": "keras", "onnx": "onnx", "gguf": "gguf",
-                  "jinja2": "jinja2"}  # fmt: skip
+                  "jinja2": "jinja2", "torch-export": "torch", "onnxruntime": "onnxruntime"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +583,16 @@ try:
         import onnx
         sys.addaudithook(hook)
         onnx.load(target)
+    elif loader == "torch-export":  # load, build the module, call it once (guards_code runs first)
+        import torch
+        sys.addaudithook(hook)
+        program = torch.export.load(target)
+        args, kwargs = program.example_inputs
+        program.module()(*args, **kwargs)
+    elif loader == "onnxruntime":  # a session: external data, custom-op domains, graph checks
+        import onnxruntime
+        sys.addaudithook(hook)
+        onnxruntime.InferenceSession(target, providers=["CPUExecutionProvider"])
     elif loader == "gguf":
         from gguf import GGUFReader
         sys.addaudithook(hook)

@@ -27,7 +27,8 @@ def _target(name: str) -> Path:
     """What the loader is given: the folder, or its single model file."""
     folder = REPOS / name
     loader = MANIFEST[name]["loader"]
-    pattern = {"keras": "*.keras", "onnx": "*.onnx", "gguf": "*.gguf", "jinja2": "*.jinja"}.get(str(loader))
+    patterns = {"keras": "*.keras", "onnx": "*.onnx", "onnxruntime": "*.onnx", "gguf": "*.gguf"}
+    pattern = {**patterns, "jinja2": "*.jinja", "torch-export": "*.pt2"}.get(str(loader))
     files = sorted(folder.glob(pattern)) if pattern else []
     return files[0] if files else folder
 

@@ -9,7 +9,7 @@ from collections import Counter
 from ..findings import Location
 from ..reader import ByteReader, SliceReader, TooLarge
 from ..sources.ziparchive import STORED, ZipArchive, ZipFormatError, ZipMember, crc_matches, read_zip
-from . import keras, pytorch, shards
+from . import keras, pt2, pytorch, shards
 from .base import LimitReached, ScanContext
 
 ZIP_SCANNER = "zip"
@@ -152,7 +152,10 @@ class ZipScanner:
         _report_structure(archive, location, ctx)
         names = archive.names()
         _drop_overlapping(archive, location, ctx)
-        if pytorch.is_torch_zip(names):
+        if pt2.is_pt2_archive(names):
+            ctx.covered_by[str(location)] = pt2.SCANNER
+            pt2.scan_pt2_archive(archive, location, ctx)
+        elif pytorch.is_torch_zip(names):
             ctx.covered_by[str(location)] = pytorch.SCANNER
             pytorch.scan_torch_zip(archive, location, ctx)
         elif keras.is_keras_zip(names):

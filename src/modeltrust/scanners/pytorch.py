@@ -75,6 +75,7 @@ def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
     # torch.load hands an archive with a constants.pkl record (as miniz finds
     # it: under the first member's folder, any case) to torch.jit.load.
     torchscript = any(name.lower().endswith("/constants.pkl") for name in loaded)
+    _report_program(archive, location, ctx, torchscript)
     for member in archive.members:
         role = "pickle" if member.name in loaded else _role(member.name)
         if member.is_dir or role in ("tensor", "metadata"):
@@ -92,6 +93,27 @@ def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
             _scan_torchscript_code(reader, where, ctx)
         else:
             ctx.scan_member(reader, where, SCANNER)
+
+
+def _report_program(archive: ZipArchive, location: Location, ctx: ScanContext, torchscript: bool) -> None:
+    """A TorchScript archive is a program: torch.jit.load (and torch.load, which
+    hands it over) compiles its code/ and runs it, `__setstate__` methods on
+    load and `forward` on every call. A plain torch.save checkpoint has none."""
+    code = [m.name for m in archive.members if not m.is_dir and _role(m.name) == "code"]
+    mobile = [m.name for m in archive.members if m.name.rsplit("/", 1)[-1] == "bytecode.pkl"]
+    if not (torchscript or code or mobile):
+        return
+    parts = [f"{len(code)} code/ file(s)"] if code else []
+    parts += ["constants.pkl"] if torchscript else []
+    parts += ["lite-interpreter bytecode.pkl"] if mobile else []
+    ctx.report(
+        "torchscript-program",
+        location,
+        f"TorchScript archive ({', '.join(parts)}): torch.jit.load compiles and runs its program "
+        "on load and on every call; review the code/ or load only what you trust",
+        SCANNER,
+        subject="torchscript",
+    )
 
 
 def _scan_torchscript_code(reader: ByteReader, where: Location, ctx: ScanContext) -> None:

@@ -1,0 +1,156 @@
+"""TorchScript archives are programs (runs-code, high); torch.save checkpoints
+are data; torch.export archives are judged as torch.export.load reads them:
+strings it evaluates (sympy.sympify) or compiles (guards_code) and members it
+unpickles. The malicious ones are proven with torch in
+tests/test_loader_differential_repo.py (fixtures/repos.py, group `torch`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from modeltrust.findings import ScanReport, Severity
+
+from .conftest import FIXTURES, scan_bytes, scan_paths
+
+REPOS = FIXTURES / "repos"
+DYNAMIC = REPOS / "benign" / "torch-export-dynamic" / "model.pt2"
+
+
+def rules_of(report: ScanReport, at_least: Severity = Severity.MEDIUM) -> list[str]:
+    return sorted(f.rule_id for f in report.findings if f.severity >= at_least)
+
+
+@pytest.mark.parametrize("name", ["torchscript-scripted", "torchscript-traced"])
+def test_torchscript_archive_is_a_program_at_high(name: str) -> None:
+    report = scan_paths(REPOS / "benign" / name)
+    assert rules_of(report) == ["torchscript-program"]
+    assert report.max_severity is Severity.HIGH
+
+
+@pytest.mark.parametrize("name", ["torch-state-dict", "torch-optimizer-state"])
+def test_torch_save_checkpoint_is_not_torchscript(name: str) -> None:
+    report = scan_paths(REPOS / "benign" / name)
+    assert not rules_of(report, Severity.LOW), report.findings
+    assert "torchscript-program" not in {f.rule_id for f in report.findings}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_torchscript_code_without_constants_pkl_is_still_a_program(tmp_path: Path) -> None:
+    data = _zip(
+        {"m/data.pkl": b"\x80\x02}q\x00.", "m/code/__torch__.py": b"def forward(self):\n  return 1\n"}
+    )
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert "torchscript-program" in rules_of(report, Severity.HIGH)
+
+
+def test_lite_interpreter_bytecode_is_a_program(tmp_path: Path) -> None:
+    data = _zip({"m/data.pkl": b"\x80\x02}q\x00.", "m/bytecode.pkl": b"\x80\x02)."})
+    report = scan_bytes(tmp_path, data, "model.ptl")
+    assert "torchscript-program" in rules_of(report, Severity.HIGH)
+
+
+def test_dangerous_operator_in_torchscript_code_stays_critical(tmp_path: Path) -> None:
+    data = _zip({
+        "m/data.pkl": b"\x80\x02}q\x00.",
+        "m/constants.pkl": b"\x80\x02).",
+        "m/code/__torch__.py": b"def forward(self):\n  return torch.from_file('/etc/passwd')\n",
+    })  # fmt: skip
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert {"torchscript-code", "torchscript-program"} <= set(rules_of(report, Severity.HIGH))
+    assert report.max_severity is Severity.CRITICAL
+
+
+def test_exported_program_with_symbolic_shapes_is_clean() -> None:
+    """Real torch.export.save output (srepr expressions, a guard, raw weights)."""
+    program = json.loads(_member(DYNAMIC, "/models/model.json"))
+    assert program["guards_code"] and "Symbol(" in json.dumps(program)  # the fixture exercises both
+    report = scan_paths(DYNAMIC)
+    assert not rules_of(report), report.findings
+
+
+def _member(path: Path, suffix: str) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.endswith(suffix)))
+
+
+def _edited(path: Path, edit_program: object = None, extra: dict[str, bytes] | None = None) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    if callable(edit_program):
+        name = next(n for n in members if n.endswith("/models/model.json"))
+        program = json.loads(members[name])
+        edit_program(program)
+        members[name] = json.dumps(program).encode()
+    members.update(extra or {})
+    return _zip(members)
+
+
+@pytest.mark.parametrize(
+    ("technique", "text", "severity"),
+    [
+        ("expr-import", "__import__('os').system('touch modeltrust-pwned')", Severity.CRITICAL),
+        ("expr-attribute", "s0.func.__globals__", Severity.CRITICAL),
+        ("expr-lambda", "(lambda: 1)()", Severity.HIGH),
+        ("expr-unknown-function", "Function('f')(s0)", Severity.HIGH),
+        ("expr-string-escape", "Symbol('s0\\'), print(1), (\\'')", Severity.HIGH),
+    ],
+)
+def test_expression_that_sympify_would_run(
+    tmp_path: Path, technique: str, text: str, severity: Severity
+) -> None:
+    def edit(program: dict[str, object]) -> None:
+        program["range_constraints"] = {text: {"min_val": 2, "max_val": 8}}
+
+    report = scan_bytes(tmp_path, _edited(DYNAMIC, edit), "model.pt2")
+    found = [f for f in report.findings if f.rule_id == "pt2-python-code"]
+    assert found and max(f.severity for f in found) is severity, (technique, report.findings)
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [
+        "__import__('os').system('touch modeltrust-pwned') == 0",
+        "L['x'].size()[0] == len(open('/etc/passwd').read())",
+        "L['x'].__class__ is not None",
+        "L['x'].size(*[0]) == 3 if print(1) else True",
+    ],
+)
+def test_guard_that_is_not_a_shape_comparison(tmp_path: Path, guard: str) -> None:
+    report = scan_bytes(tmp_path, _edited(DYNAMIC, lambda p: p.update(guards_code=[guard])), "model.pt2")
+    assert "pt2-python-code" in rules_of(report, Severity.HIGH), report.findings
+
+
+def test_pickled_member_is_walked_as_torch_load_reads_it(tmp_path: Path) -> None:
+    payload = b"cos\nsystem\n(Vtouch modeltrust-pwned\ntR."
+    report = scan_bytes(tmp_path, _edited(DYNAMIC, extra={"model/data/constants/opaque_obj_0": payload}),
+                        "model.pt2")  # fmt: skip
+    assert report.max_severity is Severity.CRITICAL, report.findings
+
+
+def test_raw_weight_named_as_pickled_in_its_config_is_walked(tmp_path: Path) -> None:
+    """The config decides what is raw: a weight it marks use_pickle is unpickled."""
+    config_name = next(
+        n for n in zipfile.ZipFile(DYNAMIC).namelist() if n.endswith("model_constants_config.json")
+    )
+    root = config_name.split("/", 1)[0]
+    config = {
+        "config": {"c": {"path_name": "tensor_0", "is_param": False, "use_pickle": True, "tensor_meta": None}}
+    }
+    extra = {
+        config_name: json.dumps(config).encode(),
+        f"{root}/data/constants/tensor_0": b"cos\nsystem\n(Vx\ntR.",
+    }
+    report = scan_bytes(tmp_path, _edited(DYNAMIC, extra=extra), "model.pt2")
+    assert report.max_severity is Severity.CRITICAL, report.findings
