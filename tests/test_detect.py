@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from pathlib import Path
 
 import pytest
 
 from modeltrust import detect
+from modeltrust.findings import Severity
 from modeltrust.reader import BytesReader
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, scan_bytes
 
 
 @pytest.mark.parametrize(
@@ -76,3 +78,50 @@ def test_empty_and_binary() -> None:
     assert detect.sniff(BytesReader(bytes(range(256)) * 4)) == detect.UNKNOWN
     assert detect.sniff(BytesReader(gzip.compress(b"x"))) == detect.GZIP
     assert detect.sniff(BytesReader(b"\x7fELF\x02\x01\x01" + bytes(100))) == detect.ELF
+
+
+MODEL_CARD = b"""---
+license: apache-2.0
+library_name: transformers
+---
+
+# Tiny model
+
+```python
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("org/tiny")
+```
+"""
+
+
+@pytest.mark.parametrize(
+    "name, data, expected",
+    [
+        ("README.md", MODEL_CARD, detect.TEXT),  # front matter: a Hub model card
+        ("README.md", b"# Tiny\n\nimport torch\nfrom x import y\n", detect.TEXT),  # a document by name
+        ("notes", b"# Tiny\n\nimport torch\nfrom x import y\n", detect.PYTHON),  # no name says otherwise
+        ("vocab.txt", b"[PAD]\n[unused0]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n", detect.TEXT),
+        ("data.json", b'[{"a": 1}]', detect.JSON),
+        ("data.json", b"[1, 2]", detect.JSON),
+        ("data.json", b"[true, null]", detect.JSON),
+        ("data.json", b"{}", detect.JSON),
+        ("notes.txt", b"GGUF is the file format llama.cpp reads.\n", detect.TEXT),
+        ("model.gguf", b"GGUF\x03\x00\x00\x00" + bytes(16), detect.GGUF),
+        ("model.gguf", b"GGUF\x00\x00\x00\x03" + bytes(16), detect.GGUF),  # big-endian (--bigendian)
+    ],
+)
+def test_labels_that_boms_show(name: str, data: bytes, expected: str) -> None:
+    assert detect.detect(BytesReader(data), name).sniffed == expected
+
+
+def test_text_named_gguf_is_unverified_not_high(tmp_path: Path) -> None:
+    """llama.cpp opens a *.gguf whatever its head and refuses it at the magic/version check."""
+    report = scan_bytes(tmp_path, b"GGUF notes, not a model\n", "model.gguf")
+    assert [f.rule_id for f in report.findings if f.severity >= Severity.MEDIUM] == ["scan-malformed"]
+    assert report.max_severity is Severity.MEDIUM
+
+
+def test_text_starting_with_gguf_is_text(tmp_path: Path) -> None:
+    report = scan_bytes(tmp_path, b"GGUF is the file format llama.cpp reads.\n", "notes.txt")
+    assert report.max_severity is Severity.INFO, report.findings

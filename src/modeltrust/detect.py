@@ -97,13 +97,21 @@ _PYTHON_LINE = re.compile(
     r"^(?:from\s+[\w.]+\s+import\s|import\s+[\w.]+|def\s+\w+\s*\(|class\s+\w+\s*[(:])", re.M
 )
 
+# A JSON document: an object whose first key is a string, or an array whose
+# first item is a JSON value (`[PAD]`, the head of a vocab.txt, is not).
+_JSON_START = re.compile(r'\s*(?:\{\s*["}]|\[\s*(?:["{\[\]]|-?\d|(?:true|false|null)\s*[,\]]))')
+# YAML front matter (Hub model cards): `---` is a syntax error in Python.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n")
+# Documents no loader imports: their code blocks are examples (a model card's
+# `from transformers import ...`), so Python-looking lines do not make them code.
+_DOCUMENTS = ("*.md", "*.markdown", "*.rst", "*.txt", "*.adoc")
+
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x93NUMPY", NUMPY),
     (b"\x1f\x8b", GZIP),
     (b"BZh", BZIP2),
     (b"\xfd7zXZ\x00", XZ),
     (b"\x04\x22\x4d\x18", LZ4),
-    (b"GGUF", GGUF),
     (b"\x89HDF\r\n\x1a\n", HDF5),
     (b"7z\xbc\xaf\x27\x1c", SEVENZIP),
     (b"\x7fELF", ELF),
@@ -209,6 +217,8 @@ def sniff_head(head: bytes, size: int) -> str:
             return name
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return ZIP
+    if _is_gguf(head):
+        return GGUF  # magic and a version: text that starts with "GGUF" is not one
     if head[4:8] == b"TFL3":
         return TFLITE  # the FlatBuffers file identifier, after the root offset
     if head[:4] == b"\xff\xff\xff\xff" and len(head) >= 8:
@@ -234,6 +244,12 @@ def sniff_head(head: bytes, size: int) -> str:
     if _is_pyc(head):
         return "pyc"  # compiled Python (code.CompiledPythonScanner)
     return _sniff_text(head)
+
+
+def _is_gguf(head: bytes) -> bool:
+    from .scanners.gguf import has_gguf_header
+
+    return has_gguf_header(head)
 
 
 def _is_pyc(head: bytes) -> bool:
@@ -314,10 +330,12 @@ def _sniff_text(head: bytes) -> str:
         text = head[: exc.start].decode("utf-8")
     if any(ord(c) < 9 or 13 < ord(c) < 32 for c in text):
         return UNKNOWN
-    if stripped[:1] in (b"{", b"["):
+    if _JSON_START.match(text):
         return JSON
     if text.startswith("#!"):
         return PYTHON if "python" in text.split("\n", 1)[0] else SCRIPT
+    if _FRONT_MATTER.match(text):
+        return TEXT  # a model card
     if _PYTHON_LINE.search(text):
         return PYTHON
     return TEXT
@@ -405,6 +423,8 @@ def formats_by_name(name: str, sniffed: str) -> tuple[str, ...]:
 def detect(reader: ByteReader, name: str = "") -> Detection:
     """Every format `reader` is scanned as; `name` is its file or member name."""
     sniffed = sniff(reader)
+    if sniffed == PYTHON and any(fnmatch.fnmatchcase(_base_name(name), p) for p in _DOCUMENTS):
+        sniffed = TEXT
     by_name = formats_by_name(name, sniffed) if name else ()
     by_name += tuple(f for f in _tail_formats(reader, sniffed) if f not in by_name)
     walked = sniffed in (PICKLE, TORCH_LEGACY) or PICKLE in by_name

@@ -171,11 +171,25 @@ class _Parser:
         return name, offset, -(-elements // block) * block_bytes
 
 
+def has_gguf_header(head: bytes) -> bool:
+    """The magic, then a version the readers accept, in either byte order
+    (gguf's reader swaps a version whose low half is zero)."""
+    if len(head) < 8 or head[:4] != b"GGUF":
+        return False
+    return int.from_bytes(head[4:8], "little") in (1, 2, 3) or int.from_bytes(head[4:8], "big") in (1, 2, 3)
+
+
 class GGUFScanner:
     name = SCANNER
     formats = ("gguf",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
+        if not has_gguf_header(reader.read_at(0, 8)):
+            # llama.cpp and gguf's reader refuse a file without the magic and a
+            # known version before reading anything else: nothing of it is used.
+            message = "named as GGUF, but has no GGUF magic and version (v1-v3); loaders refuse it"
+            ctx.report("scan-malformed", location.at(0), message, SCANNER, subject="gguf")
+            return
         parser = _Parser(reader, ctx.check_time)
         try:
             tensors = parser.parse()

@@ -9,7 +9,7 @@ is refused), so the graph itself is not a way to run Python. But the loader
   is `eval`;
 - compiles `guards_code` into a Python function when `ep.module()` is built;
 - unpickles weights and constants saved with `use_pickle` and the sample
-  inputs with `torch.load(weights_only=False)` (after a weights-only attempt),
+  inputs with `torch.load` with `weights_only=False` (after a weights-only attempt),
   custom objects with torch's TorchScript pickler and opaque objects with
   `pickle.loads`.
 So the JSON strings are judged against the grammar the exporter writes, every
