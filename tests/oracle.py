@@ -527,7 +527,8 @@ def main(argv: Sequence[str]) -> None:
 # coverage is compared with.
 
 REPO_LIBRARIES = {"transformers": "transformers", "keras": "keras", "onnx": "onnx", "gguf": "gguf",
-                  "jinja2": "jinja2", "torch-export": "torch", "onnxruntime": "onnxruntime"}  # fmt: skip
+                  "jinja2": "jinja2", "torch-export": "torch", "onnxruntime": "onnxruntime",
+                  "sentence-transformers": "sentence_transformers"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +584,10 @@ try:
         import onnx
         sys.addaudithook(hook)
         onnx.load(target)
+    elif loader == "sentence-transformers":  # modules.json types outside its package
+        from sentence_transformers import SentenceTransformer
+        sys.addaudithook(hook)
+        SentenceTransformer(target, trust_remote_code=True)
     elif loader == "torch-export":  # load, build the module, call it once (guards_code runs first)
         import torch
         sys.addaudithook(hook)
@@ -600,6 +605,16 @@ try:
         field = reader.fields.get("tokenizer.chat_template")
         if field is not None:
             attributes.append(bytes(field.parts[field.data[0]]).decode("utf-8"))
+            # Then render it as llama-cpp-python < 0.2.72 did (Llama reads the
+            # template from the metadata; Jinja2ChatFormatter built this
+            # environment, unsandboxed, and rendered it on each chat request).
+            import jinja2
+            environment = jinja2.Environment(loader=jinja2.BaseLoader(), trim_blocks=True, lstrip_blocks=True)
+            def raise_exception(message):
+                raise ValueError(message)
+            environment.from_string(attributes[0]).render(
+                messages=[{"role": "user", "content": "hi"}], eos_token="</s>", bos_token="<s>",
+                raise_exception=raise_exception, add_generation_prompt=True)
     elif loader == "jinja2":
         import jinja2
         class Recording(jinja2.Environment):

@@ -68,7 +68,9 @@ def test_dangerous_calls_resolved_through_aliases(tmp_path: Path) -> None:
 
 def test_markdown_with_code_lines_is_not_python(tmp_path: Path) -> None:
     card = b"# Usage\n\nimport torch\nmodel = load(\n```\nthis is prose\n"
-    assert not scan_bytes(tmp_path, card, "README.md").findings
+    report = scan_bytes(tmp_path, card, "README.md")
+    assert report.artifacts[0].format == "text"  # a document, labelled as such in the BOM
+    assert [f.rule_id for f in report.findings] == ["format-data"]
 
 
 @pytest.mark.parametrize(

@@ -226,3 +226,33 @@ def test_large_tokenizer_json_is_parsed(tmp_path: Path) -> None:
     assert path.stat().st_size > 16 << 20
     report = scan_paths(path)
     assert not [f for f in report.findings if f.severity >= Severity.MEDIUM], report.findings
+
+
+def test_sentence_transformers_and_diffusers_configs_name_repository_modules(tmp_path: Path) -> None:
+    """modules.json types outside sentence_transformers and diffusers components
+    naming no known library are repository files their loaders import."""
+    root = write_repo(
+        tmp_path / "repo",
+        {
+            "modules.json": json.dumps(
+                [
+                    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "custom_pooling.Pooling"},
+                ]
+            ),
+            "custom_pooling.py": "class Pooling: pass\n",
+            "model_index.json": json.dumps(
+                {
+                    "_class_name": ["pipeline_x", "XPipeline"],
+                    "unet": ["my_unet", "MyUNet"],
+                    "vae": ["diffusers", "AutoencoderKL"],
+                    "text_encoder": ["transformers", "CLIPTextModel"],
+                }
+            ),
+            "pipeline_x.py": "class XPipeline: pass\n",
+            "unet/my_unet.py": "class MyUNet: pass\n",
+            "vae/diffusers.py": "raise SystemExit\n",  # a library name, never imported from the repo
+            "sentence_transformers/models.py": "raise SystemExit\n",
+        },
+    )
+    assert set(loader_imports(root)) == {"custom_pooling.py", "pipeline_x.py", "unet/my_unet.py"}

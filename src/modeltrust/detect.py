@@ -97,9 +97,9 @@ _PYTHON_LINE = re.compile(
     r"^(?:from\s+[\w.]+\s+import\s|import\s+[\w.]+|def\s+\w+\s*\(|class\s+\w+\s*[(:])", re.M
 )
 
-# A JSON document: an object whose first key is a string, or an array whose
-# first item is a JSON value (`[PAD]`, the head of a vocab.txt, is not).
-_JSON_START = re.compile(r'\s*(?:\{\s*["}]|\[\s*(?:["{\[\]]|-?\d|(?:true|false|null)\s*[,\]]))')
+# A JSON document: an object, or an array whose first item is a JSON value
+# (`[PAD]`, the head of a BERT vocab.txt, is not).
+_JSON_START = re.compile(r'\s*(?:\{|\[\s*(?:["{\[\]]|-?\d|(?:true|false|null)\s*[,\]]))')
 # YAML front matter (Hub model cards): `---` is a syntax error in Python.
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n")
 # Documents no loader imports: their code blocks are examples (a model card's

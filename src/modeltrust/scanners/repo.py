@@ -26,6 +26,8 @@ SCANNER = "repo"
 MAX_CONFIG = 16 << 20
 MAX_SOURCE = 8 << 20
 MAX_MODULES = 5_000
+# Configs of other standard loaders that name repository modules.
+_OTHER_LOADER_CONFIGS = ("modules.json", "model_index.json")
 # Hub displays: hf://[datasets/]org/name@commit/path
 _HUB_ROOT = re.compile(r"^(hf://(?:(?:datasets|spaces)/)?[^/@]+/[^/@]+@[^/]+)/")
 
@@ -85,7 +87,7 @@ def scan_repo(files: dict[str, RepoFile], ctx: ScanContext) -> None:
             _check_template(files[path], ctx)
         elif name.endswith(".onnx"):
             _onnx_external_data(path, files, ctx)
-        if name.endswith(".json") and "config" in name:
+        if name.endswith(".json") and ("config" in name or name in _OTHER_LOADER_CONFIGS):
             for module, why in _config_modules(files[path], ctx):
                 base = posixpath.dirname(path)
                 _reach(graph, _module_file(base, module), f"{why} in {path}")
@@ -146,8 +148,13 @@ def _config_modules(item: RepoFile, ctx: ScanContext) -> list[tuple[str, str]]:
         data = jsontop.loads(raw, ("auto_map", "custom_pipelines"))
     except (ValueError, RecursionError):
         return []
+    name = posixpath.basename(item.path).lower()
+    if name == "modules.json":
+        return _sentence_transformers_modules(data)
     if not isinstance(data, dict):
         return []
+    if name == "model_index.json":
+        return _diffusers_modules(data)
     found: list[tuple[str, str]] = []
     for reference in class_references(data.get("auto_map")):
         if "--" not in reference:  # other repositories are reported by the config scan
@@ -159,6 +166,39 @@ def _config_modules(item: RepoFile, ctx: ScanContext) -> list[tuple[str, str]]:
             if isinstance(impl, str) and "--" not in impl:
                 found.append((impl.rpartition(".")[0], f"custom_pipelines[{task!r}]"))
     return [(module, how) for module, how in found if module]
+
+
+def _sentence_transformers_modules(data: object) -> list[tuple[str, str]]:
+    """sentence-transformers imports a module type outside its own package from
+    the repository (transformers' dynamic-module loader, trust_remote_code)."""
+    found: list[tuple[str, str]] = []
+    for entry in data if isinstance(data, list) else []:
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(kind, str) and not kind.startswith("sentence_transformers.") and "." in kind:
+            found.append((kind.rpartition(".")[0], f"sentence-transformers module type {kind!r}"))
+    return found
+
+
+# Libraries diffusers resolves a component's [library, class] pair in; any other
+# library name is a file of the repository (trust_remote_code custom components).
+_DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers", "onnxruntime", "flax", "peft", "torch"})
+
+
+def _diffusers_modules(data: dict[str, object]) -> list[tuple[str, str]]:
+    """diffusers: `_class_name: [file, class]` is a custom pipeline file at the
+    root; a component's `[file, class]` naming no known library is
+    `<component>/<file>.py` (both imported with trust_remote_code)."""
+    found: list[tuple[str, str]] = []
+    pipeline = data.get("_class_name")
+    if isinstance(pipeline, list) and pipeline and isinstance(pipeline[0], str):
+        found.append((pipeline[0], f"diffusers custom pipeline {pipeline[0]!r}"))
+    for component, value in data.items():
+        if component.startswith("_") or not (isinstance(value, list) and len(value) == 2):
+            continue
+        library = value[0]
+        if isinstance(library, str) and library.split(".")[0] not in _DIFFUSERS_LIBRARIES:
+            found.append((f"{component}.{library}", f"diffusers custom component {component!r}"))
+    return found
 
 
 def class_references(value: object) -> list[str]:
@@ -206,7 +246,7 @@ def _walk(graph: _Graph) -> None:
         graph.ctx.report(
             "code-loader-imports",
             graph.files[path].location,
-            f"transformers imports and runs this module on load (trust_remote_code): {_chain(graph, path)}",
+            f"the loader imports and runs this module (trust_remote_code): {_chain(graph, path)}",
             SCANNER,
             subject=path,
         )
