@@ -43,6 +43,13 @@ SMALL_HIGH = [
     "{{ messages[0].content.format(x=1) }}",
     "{% include 'other.jinja' %}",
     "{% set n = '0' %}{{ messages[n] }}",
+    # a dict literal indexed by a computed key is cleared only when nothing walks on from the result
+    "{% set m = {'a': 1} %}{{ m[k][k2] }}",
+    "{% set m = {'a': 1} %}{{ m[k].x }}",
+    "{% set m = {'a': 1} %}{{ m[k]('x') }}",
+    "{% set m = {'a': 1} %}{% set y = m[k] %}{{ y.z }}",
+    "{% set m = {'a': 1} %}{% for i in m[k] %}{{ i }}{% endfor %}",
+    "{% set m = {'a': 1} %}{% set m = messages %}{{ m[k] }}",
 ]
 
 
@@ -121,3 +128,13 @@ def test_payload_runs_in_a_non_sandboxed_renderer(tmp_path: Path, name: str) -> 
     (tmp_path / "t.jinja").write_text(chat_templates.MALICIOUS[name])
     subprocess.run([sys.executable, "-c", RENDER, "t.jinja"], cwd=tmp_path, timeout=60, check=False)
     assert (tmp_path / MARKER).exists()
+
+
+@pytest.mark.parametrize("technique", sorted(chat_templates.ATTRIBUTE_PATH_PAYLOADS))
+def test_attribute_paths_named_to_filters_are_critical(tmp_path: Path, technique: str) -> None:
+    template = chat_templates.ATTRIBUTE_PATH_PAYLOADS[technique]
+    report = scan_bytes(tmp_path, template.encode(), "chat_template.jinja")
+    assert report.max_severity is Severity.CRITICAL, report.findings
+    (tmp_path / "t.jinja").write_text(template)
+    subprocess.run([sys.executable, "-c", RENDER, "t.jinja"], cwd=tmp_path, timeout=60, check=False)
+    assert (tmp_path / MARKER).exists()  # the payload runs in a non-sandboxed renderer

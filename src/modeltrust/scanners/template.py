@@ -151,6 +151,7 @@ class _Judge:
         self.dynamic: list[str] = []
         self.macros = {m.name for m in tree.find_all(nodes.Macro)}
         self.assigned = _assignments(tree)
+        self.parents = {id(child): node for node in _walk(tree) for child in node.iter_child_nodes()}
 
     def run(self) -> tuple[list[str], list[str]]:
         for node in _walk(self.tree):
@@ -201,8 +202,23 @@ class _Judge:
             for part in (key.start, key.stop, key.step):
                 if part is not None and not self.is_int(part):
                     self.flag("slices with a computed bound")
-        elif not self.is_int(key):
+        elif not self.is_int(key) and not self.is_table_lookup(node):
             self.flag(f"indexes with a computed key ({_what(key)}); a missing item falls back to getattr")
+
+    def is_table_lookup(self, node: nodes.Getitem) -> bool:
+        """`type_map[spec.type]` on a dict literal the template defines, whose
+        result is only printed, tested or compared (Hermes-style tool templates):
+        even where the getattr fallback hits, nothing walks on from the result."""
+        table = node.node
+        if not isinstance(table, nodes.Name):
+            return False
+        values = self.assigned.get(table.name)
+        if not values or not all(isinstance(v, nodes.Dict) for v in values):
+            return False
+        parent = self.parents.get(id(node))
+        if isinstance(parent, (nodes.Getattr, nodes.Getitem, nodes.Call)) and parent.node is node:
+            return False
+        return not isinstance(parent, (nodes.Assign, nodes.Filter, nodes.For, nodes.Keyword, nodes.Pair))
 
     def filter(self, node: nodes.Filter) -> None:
         if node.name == "attr":
