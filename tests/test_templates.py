@@ -50,6 +50,15 @@ SMALL_HIGH = [
     "{% set m = {'a': 1} %}{% set y = m[k] %}{{ y.z }}",
     "{% set m = {'a': 1} %}{% for i in m[k] %}{{ i }}{% endfor %}",
     "{% set m = {'a': 1} %}{% set m = messages %}{{ m[k] }}",
+    "{% set m = {'a': 1} %}{% set r = m[k] %}{{ r.x }}",
+    "{% set m = {'a': 1} %}{{ (m[k] or x).y }}",
+    "{% macro f(a) %}{{ a.b }}{% endmacro %}{% set m = {'a': 1} %}{{ f(m[k]) }}",
+]
+TABLE_LOOKUPS_ONLY_PRINTED = [
+    "{% set m = {'a': 1} %}{{ m[k] }}{% if m[k] is defined %}x{% endif %}{{ 'a' + m[k] }}",
+    "{% set m = {'a': 1} %}{% set r = m[k] %}{{ r }}{% if r == 'x' %}{% endif %}",
+    "{% set r = {'user': 'U', 'assistant': 'A'}[message['role']] %}{{ r ~ ':' }}",
+    "{% set m = {'a': 1} %}{{ m[k] or 'none' }}",
 ]
 
 
@@ -138,3 +147,9 @@ def test_attribute_paths_named_to_filters_are_critical(tmp_path: Path, technique
     (tmp_path / "t.jinja").write_text(template)
     subprocess.run([sys.executable, "-c", RENDER, "t.jinja"], cwd=tmp_path, timeout=60, check=False)
     assert (tmp_path / MARKER).exists()  # the payload runs in a non-sandboxed renderer
+
+
+@pytest.mark.parametrize("template", TABLE_LOOKUPS_ONLY_PRINTED)
+def test_dict_literal_lookup_only_printed_is_clean(tmp_path: Path, template: str) -> None:
+    report = scan_bytes(tmp_path, template.encode(), "chat_template.jinja")
+    assert report.max_severity is None or report.max_severity < Severity.MEDIUM, report.findings

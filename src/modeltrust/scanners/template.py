@@ -54,6 +54,8 @@ _TESTS = set(jinja2.Environment().tests)
 # Filters whose string arguments name attributes or other filters.
 _NAMING_FILTERS = {"map", "select", "reject", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique",
                    "min", "max", "dictsort"}  # fmt: skip
+# Where a value can only be printed, tested or turned into a string or bool.
+_PRINTED = (nodes.Output, nodes.Test, nodes.Compare, nodes.Operand, nodes.Concat, nodes.Not)
 _LOOP_INTS = {"index", "index0", "revindex", "revindex0", "length", "depth", "depth0"}
 _INT_FILTERS = {"length", "count", "int", "abs", "round", "wordcount"}
 _ALLOWED_NODES = (
@@ -207,18 +209,37 @@ class _Judge:
 
     def is_table_lookup(self, node: nodes.Getitem) -> bool:
         """`type_map[spec.type]` on a dict literal the template defines, whose
-        result is only printed, tested or compared (Hermes-style tool templates):
-        even where the getattr fallback hits, nothing walks on from the result."""
+        result is only printed, tested or compared (Hermes-style tool templates),
+        directly or through a variable used only so: even where the getattr
+        fallback hits, nothing walks on from the result."""
         table = node.node
-        if not isinstance(table, nodes.Name):
+        if isinstance(table, nodes.Name):
+            values = self.assigned.get(table.name)
+            if not values or not all(isinstance(v, nodes.Dict) for v in values):
+                return False
+        elif not isinstance(table, nodes.Dict):
             return False
-        values = self.assigned.get(table.name)
-        if not values or not all(isinstance(v, nodes.Dict) for v in values):
-            return False
+        return self.only_printed(node)
+
+    def only_printed(self, node: nodes.Node, seen: frozenset[str] = frozenset()) -> bool:
         parent = self.parents.get(id(node))
-        if isinstance(parent, (nodes.Getattr, nodes.Getitem, nodes.Call)) and parent.node is node:
-            return False
-        return not isinstance(parent, (nodes.Assign, nodes.Filter, nodes.For, nodes.Keyword, nodes.Pair))
+        if isinstance(
+            parent, (nodes.Output, nodes.Test, nodes.Compare, nodes.Operand, nodes.Concat, nodes.Not)
+        ):
+            return True
+        if isinstance(parent, nodes.If) and parent.test is node:
+            return True
+        if isinstance(parent, (nodes.And, nodes.Or, nodes.CondExpr, nodes.BinExpr)) and node is not getattr(
+            parent, "test", None
+        ):
+            return self.only_printed(parent, seen)  # `a or b` is a or b; `'x' + a` may be a's __radd__
+        if isinstance(parent, nodes.Assign) and isinstance(parent.target, nodes.Name) and parent.node is node:
+            name = parent.target.name
+            if name in seen:
+                return True
+            uses = [n for n in self.tree.find_all(nodes.Name) if n.name == name and n.ctx == "load"]
+            return all(self.only_printed(use, seen | {name}) for use in uses)
+        return False
 
     def filter(self, node: nodes.Filter) -> None:
         if node.name == "attr":
