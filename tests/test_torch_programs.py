@@ -154,3 +154,31 @@ def test_raw_weight_named_as_pickled_in_its_config_is_walked(tmp_path: Path) -> 
     }
     report = scan_bytes(tmp_path, _edited(DYNAMIC, extra=extra), "model.pt2")
     assert report.max_severity is Severity.CRITICAL, report.findings
+
+
+def test_program_under_models_with_another_extension_is_checked(tmp_path: Path) -> None:
+    """torch.export.load parses every member under models/ (it strips `.json` unchecked)."""
+    program = json.loads(_member(DYNAMIC, "/models/model.json"))
+    program["guards_code"] = ["__import__('os').system('touch modeltrust-pwned') == 0"]
+    root = zipfile.ZipFile(DYNAMIC).namelist()[0].split("/", 1)[0]
+    data = _edited(DYNAMIC, extra={f"{root}/models/extra.bin": json.dumps(program).encode()})
+    report = scan_bytes(tmp_path, data, "model.pt2")
+    assert any(f.rule_id == "pt2-python-code" and "extra.bin" in str(f.location) for f in report.findings)
+
+
+def test_weight_raw_in_one_config_and_pickled_in_another_is_walked(tmp_path: Path) -> None:
+    names = zipfile.ZipFile(DYNAMIC).namelist()
+    root = names[0].split("/", 1)[0]
+    entry = {"path_name": "tensor_0", "is_param": False, "tensor_meta": None}
+    configs = {
+        f"{root}/data/constants/a_model_constants_config.json": {
+            "config": {"c": {**entry, "use_pickle": False}}
+        },
+        f"{root}/data/constants/b_model_constants_config.json": {
+            "config": {"c": {**entry, "use_pickle": True}}
+        },
+    }
+    extra = {name: json.dumps(config).encode() for name, config in configs.items()}
+    extra[f"{root}/data/constants/tensor_0"] = b"cos\nsystem\n(Vx\ntR."
+    report = scan_bytes(tmp_path, _edited(DYNAMIC, extra=extra), "model.pt2")
+    assert report.max_severity is Severity.CRITICAL, report.findings

@@ -94,7 +94,9 @@ def scan_pt2_archive(archive: ZipArchive, location: Location, ctx: ScanContext) 
 
 
 def _is_program(relative: str) -> bool:
-    return relative == _LEGACY_PROGRAM or (relative.startswith("models/") and relative.endswith(".json"))
+    """The loader parses every member under models/ as a program (it cuts the
+    last five characters off as `.json` without checking them)."""
+    return relative == _LEGACY_PROGRAM or (relative.startswith("models/") and not relative.endswith("/"))
 
 
 def _read_json(archive: ZipArchive, member: ZipMember, where: Location, ctx: ScanContext) -> object | None:
@@ -125,6 +127,7 @@ def _raw_payload(
     """Weights and constants the payload configs say are raw bytes (`use_pickle`
     false): the loader wraps them with torch.frombuffer and never unpickles them."""
     raw: set[str] = set()
+    pickled: set[str] = set()  # named by another config as a pickle: walked whatever this one says
     for member in members:
         relative = _relative(member.name)
         folder, _, base = relative.rpartition("/")
@@ -137,11 +140,12 @@ def _raw_payload(
         if not isinstance(entries, dict):
             continue
         for entry in entries.values():
-            if isinstance(entry, dict) and entry.get("use_pickle") is False:
-                path = entry.get("path_name")
-                if isinstance(path, str) and "/" not in path and path.startswith(("weight_", "tensor_")):
-                    raw.add(f"{folder}/{path}")
-    return raw
+            path = entry.get("path_name") if isinstance(entry, dict) else None
+            if not isinstance(path, str):
+                continue
+            plain = "/" not in path and path.startswith(("weight_", "tensor_"))
+            (raw if plain and entry.get("use_pickle") is False else pickled).add(f"{folder}/{path}")
+    return raw - pickled
 
 
 def _check_program(data: object, where: Location, ctx: ScanContext) -> None:
