@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from ..detect import COMPRESSED
-from ..findings import Location
+from ..findings import Location, Severity
 from ..reader import ByteReader, CountingReader, SpooledReader, TooLarge, iter_chunks
 from .base import LimitReached, ScanContext
 
@@ -98,10 +98,46 @@ def _xz() -> _Decompressor:
     return lzma.LZMADecompressor(memlimit=LZMA_MEMLIMIT)
 
 
-def _lzma_alone() -> _Decompressor:
-    import lzma
+ALONE_DICT_CLAMP = 64 << 20
+"""An LZMA-alone header's dictionary size above this is lowered to it: the
+dictionary only has to reach back over the data produced so far, so the
+first 64 MiB decode exactly as the loader decodes them (past that, a match
+further back is a decode error, reported as a limit)."""
 
-    return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
+
+class _ClampedAlone:
+    """LZMA-alone (`.lzma`, joblib's 'lzma') with its dictionary size clamped."""
+
+    def __init__(self) -> None:
+        import lzma
+
+        self._engine = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
+        self._header = True
+        self.clamped = False
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._header and data:
+            self._header = False
+            if len(data) >= 5 and int.from_bytes(data[1:5], "little") > ALONE_DICT_CLAMP:
+                data = data[:1] + ALONE_DICT_CLAMP.to_bytes(4, "little") + data[5:]
+                self.clamped = True
+        return self._engine.decompress(data, max_length)
+
+    @property
+    def eof(self) -> bool:
+        return self._engine.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return self._engine.needs_input
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._engine.unused_data
+
+
+def _lzma_alone() -> _Decompressor:
+    return _ClampedAlone()
 
 
 _ENGINES: dict[str, Callable[[], _Decompressor]] = {
@@ -130,35 +166,71 @@ class CompressedScanner:
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
         fmt = ctx.formats[str(location)]  # detected once, by the engine
-        make = _ENGINES["zlib" if fmt == "joblib-zlib" else fmt]
+        engines: list[_Decompressor] = []
+
+        def make() -> _Decompressor:
+            engines.append(_ENGINES["zlib" if fmt == "joblib-zlib" else fmt]())
+            return engines[-1]
+
         skip = _joblib_zf_offset(reader) if fmt == "joblib-zlib" else 0
         where = location.within(f"<{fmt} stream>")
         source = CountingReader(reader)
         stopped: list[TooLarge] = []
+        failed: list[Exception] = []
         try:
-            chunks = _until_limit(ctx.bound_stream(_inflate(source, make, skip), source), stopped)
+            chunks = _until_limit(
+                ctx.bound_stream(_until_error(_inflate(source, make, skip), failed), source), stopped
+            )
             inner = SpooledReader(chunks, reader.size + ctx.limits.max_decompressed_bytes)
         except ImportError:
             ctx.report(
                 "scan-unverified", location, f"{fmt} support is not installed (pip install lz4)", SCANNER
             )
             return
-        except Exception as exc:  # each codec has its own error type
-            if isinstance(exc, (MemoryError, RecursionError, LimitReached)):
-                raise
-            if "memory usage limit" in str(exc).lower():
-                message = (
-                    f"{fmt} stream needs more than {LZMA_MEMLIMIT >> 20} MiB of decoder memory; not scanned"
-                )
-                ctx.report("archive-limit", location, message, SCANNER)
-                return
-            ctx.report("archive-malformed", location, f"{fmt} stream is corrupt: {exc}", SCANNER)
+        except TooLarge as exc:
+            message = f"{fmt} stream: {exc}; not scanned, while the loader reads it"
+            ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
             return
+        if failed and "memory usage limit" in str(failed[0]).lower():
+            # The loaders set no memory limit: they decode it, and what they read is not analysed.
+            message = (
+                f"{fmt} stream needs more than {LZMA_MEMLIMIT >> 20} MiB of decoder memory; "
+                "its contents were not analysed, while the loader decodes and reads them"
+            )
+            ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
+        elif failed and any(getattr(engine, "clamped", False) for engine in engines):
+            message = (
+                f"{fmt} stream declares a dictionary over {ALONE_DICT_CLAMP >> 20} MiB and reaches back "
+                f"further after {inner.size} bytes: the rest was not analysed, while the loader reads it"
+            )
+            ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
+        elif failed:
+            # Loaders decompress as they read: a pickle that ends before the
+            # corruption (or a gzip CRC they never reach) loads and runs.
+            message = (
+                f"{fmt} stream is corrupt after {inner.size} bytes: {failed[0]}; what precedes it was scanned"
+            )
+            ctx.report("archive-malformed", location, message, SCANNER)
         if stopped:
-            message = f"{fmt} stream: {stopped[0]}; only its first {inner.size} bytes were scanned"
-            ctx.report("archive-limit", location, message, SCANNER)
+            message = (
+                f"{fmt} stream: {stopped[0]}; only its first {inner.size} bytes were scanned, "
+                "while the loader reads on"
+            )
+            ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
         with inner:
-            ctx.scan_member(inner, where, SCANNER)
+            if inner.size or not failed:
+                ctx.scan_member(inner, where, SCANNER)
+
+
+def _until_error(chunks: Iterator[bytes], failed: list[Exception]) -> Iterator[bytes]:
+    """The chunks a decoder produced before its first error (each codec has its
+    own error type); the error is kept. Resource errors still end the scan."""
+    try:
+        yield from chunks
+    except (MemoryError, RecursionError, LimitReached, TooLarge, ImportError):
+        raise
+    except Exception as exc:  # noqa: BLE001 (each codec has its own error type)
+        failed.append(exc)
 
 
 def _until_limit(chunks: Iterator[bytes], stopped: list[TooLarge]) -> Iterator[bytes]:

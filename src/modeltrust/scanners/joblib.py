@@ -22,7 +22,22 @@ written in it, decides) and int64 arithmetic, and walks nested pickles.
 from __future__ import annotations
 
 from .npdtype import DtypeError, pickled_dtype_layout
-from .pickle import KEEP_ITEMS, BuildHook, Call, Malformed, PickleContext, Ref, walk_pickle
+from .pickle import (
+    COMPUTED_KEY,
+    FLOAT,
+    KEEP_ITEMS,
+    LONG_TEXT,
+    BuildHook,
+    BytesValue,
+    Call,
+    Malformed,
+    NotModelled,
+    Opaque,
+    PickleContext,
+    Ref,
+    describe,
+    walk_pickle,
+)
 
 _ARRAY = "array"  # NumpyArrayWrapper: data inline
 _FILE = "file"  # NDArrayWrapper: np.load of a sibling file, pickle allowed
@@ -118,45 +133,74 @@ def _init_attributes(target: Call, kind: str, ctx: PickleContext) -> dict[object
 
 
 def _apply_state(attrs: dict[object, object], state: object, where: int) -> None:
-    """What pickle's load_build does to an instance without __setstate__."""
+    """What pickle's load_build does to an instance without __setstate__:
+    `if state: inst.__dict__.update(state.items())`, then the same with
+    setattr for slot state. (The walk keeps every key read here in dicts of
+    any size: pickle.TRACKED_KEYS.)"""
     slots: object = None
     if isinstance(state, tuple) and len(state) == 2:
         state, slots = state
     for part in (state, slots):
-        if part is None:
+        if _falsy(part):
             continue
-        if not isinstance(part, dict):
-            raise Malformed("joblib array wrapper state is not a dict", where)
-        if len(part) >= KEEP_ITEMS:
-            raise Malformed(f"joblib array wrapper state has {len(part)}+ keys (not modelled)", where)
-        attrs.update(part)
+        if isinstance(part, dict):
+            if COMPUTED_KEY in part:
+                raise NotModelled("joblib array wrapper state has a key computed while loading", where)
+            attrs.update(part)
+        elif isinstance(part, (list, tuple, str, int, BytesValue)) or part is LONG_TEXT:
+            raise Malformed("joblib array wrapper state is not a dict", where)  # no .items()
+        else:
+            raise NotModelled(f"joblib array wrapper state is {describe(part)}", where)
+
+
+def _falsy(value: object) -> bool:
+    """`if state:` skips it (floats are read as skipped: a non-zero one stops the loader)."""
+    if value is None or value is FLOAT:
+        return True
+    if isinstance(value, (dict, list, tuple, str, int)):
+        return not value
+    return isinstance(value, BytesValue) and value.length == 0
 
 
 def _dtype_layout(dtype: object, where: int) -> tuple[int, bool]:
-    """(itemsize, hasobject) of a modelled `numpy.dtype(code, ...)` call."""
+    """(itemsize, hasobject) of a modelled `numpy.dtype(code, ...)` call.
+    Literals have no `hasobject` (the loader raises); anything else that the
+    walk does not model may be a dtype and is not followed."""
+    if dtype is None or isinstance(dtype, (str, int, tuple, list, dict, BytesValue, Opaque)):
+        raise Malformed("joblib array wrapper has no dtype", where)
     if not (isinstance(dtype, Call) and isinstance(dtype.func, Ref)):
-        raise Malformed("joblib array wrapper has no readable dtype", where)
+        raise NotModelled(f"joblib array dtype is {describe(dtype)}", where)
     if _dotted(dtype.func) in _STRING_DTYPE:
         return _STRING_DTYPE_ITEMSIZE, True
     if _dotted(dtype.func) not in _DTYPE_CLASSES:
-        raise Malformed(f"joblib array dtype is built by {dtype.func.dotted}", where)
+        raise NotModelled(f"joblib array dtype is built by {dtype.func.dotted}", where)
     args = dtype.args
     if not isinstance(args, tuple) or not args:
-        raise Malformed("joblib array dtype has no type code", where)
+        raise NotModelled("joblib array dtype has no type code", where)
     try:
         layout = pickled_dtype_layout(args[0], dtype.state)
     except DtypeError as exc:
-        raise Malformed(f"joblib array dtype: {exc}", where) from None
+        raise NotModelled(f"joblib array dtype: {exc}", where) from None
     return layout.itemsize, layout.has_objects
 
 
 def _item_count(shape: object, where: int) -> int:
-    """numpy.multiply.reduce over int64(dim): wraps around like numpy does."""
-    if not isinstance(shape, tuple) or len(shape) >= KEEP_ITEMS:
-        raise Malformed("joblib array wrapper has no readable shape", where)
+    """numpy.multiply.reduce over int64(dim) for each dim: wraps around like
+    numpy does. The dims must reshape the array afterwards, so only ints (and
+    bools) let the load go on."""
+    if isinstance(shape, list) and len(shape) < KEEP_ITEMS:
+        shape = tuple(shape)  # (a list longer than the walk keeps is not followed)
+    if not isinstance(shape, tuple):
+        if shape is None or isinstance(shape, (str, int, dict, BytesValue, Opaque)):
+            raise Malformed("joblib array wrapper has no shape", where)
+        raise NotModelled(f"joblib array shape is {describe(shape)}", where)
     count = 1
     for dim in shape:
-        if not isinstance(dim, int) or not -(1 << 63) <= dim < 1 << 63:
+        if isinstance(dim, (str, tuple, list, dict, BytesValue, Opaque)) or dim is None:
+            raise Malformed("joblib array shape is not a tuple of integers", where)  # reshape raises
+        if not isinstance(dim, int):
+            raise NotModelled(f"joblib array shape holds {describe(dim)}", where)
+        if not -(1 << 63) <= dim < 1 << 63:
             raise Malformed("joblib array shape is not a tuple of int64 values", where)
         count = (count * dim) % _INT64
     if count >= 1 << 63:

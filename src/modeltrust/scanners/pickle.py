@@ -188,6 +188,11 @@ class WalkLimit(Exception):
         self.offset = offset
 
 
+class NotModelled(WalkLimit):
+    """The walk cannot follow the stream where the loader would go on (input
+    the loader accepts but this model does not follow): the rest runs unanalysed."""
+
+
 class NeedMore(Exception):
     """A line argument runs past the chunk: re-read a larger one."""
 
@@ -831,7 +836,10 @@ def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: in
             else:
                 ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
             return end
-        except WalkLimit as limit:  # (its own name: mypyc types a handler's variable once)
+        except NotModelled as gap:  # (own names: mypyc types a handler's variable once)
+            ctx.report("pickle-not-modelled", gap.offset, f"{gap}; the loader goes on, unanalysed")
+            return end
+        except WalkLimit as limit:
             ctx.report("pickle-opcode-limit", limit.offset, f"{limit}; the loader goes on, unanalysed")
             return end
         ctx.stats.pickles += 1
@@ -1445,6 +1453,12 @@ _PLANTED = frozenset(
     {"__setstate__", "__reduce__", "__reduce_ex__", "append", "extend", "add", "__setitem__"}
     | {"__class__", "__dict__"}
 )
+# Keys a container hook reads from BUILD states (joblib's array wrappers):
+# kept in dicts of any size, like planted keys.
+TRACKED_KEYS = frozenset(
+    {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes", "filename"}
+    | {"init_args", "state"}
+)
 # Stands for a key computed while loading (it may spell any of the above).
 COMPUTED_KEY = Opaque("computed key")
 
@@ -1581,7 +1595,7 @@ def _record_key(target: dict[object, object], key: object, value: object) -> Non
     computed keys, and new values of keys already kept (the unpickler's last
     assignment wins, so a later one must not hide behind the limit)."""
     if isinstance(key, str):
-        if key in _PLANTED or key in target:
+        if key in _PLANTED or key in TRACKED_KEYS or key in target:
             target[key] = value
     elif isinstance(key, (int, bool)) or key is None:
         if key in target:

@@ -1,0 +1,103 @@
+"""Red-team payloads by technique (fixtures/redteam.py): each is proven to run
+with its real loader in a subprocess (cwd in a temp dir; the payload only
+creates `modeltrust-pwned`), and each is flagged at high or above."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modeltrust.findings import ScanReport, Severity
+from modeltrust.rules import RuleSet
+
+from .conftest import FIXTURES, MARKER, scan_paths
+
+sys.path.insert(0, str(FIXTURES))
+import redteam  # fixtures/ is not a package
+
+# loader -> (module that must be installed, code that loads 'sample')
+LOADERS = {
+    "pickle": ("pickle", "import pickle\npickle.load(open('sample', 'rb'))"),
+    "pickle-python": ("pickle", "import pickle\npickle._Unpickler(open('sample', 'rb')).load()"),
+    "joblib": ("joblib", "import joblib\njoblib.load('sample')"),
+    "numpy": ("numpy", "import numpy\nnumpy.load('sample', allow_pickle=True)"),
+    "torch": ("torch", "import torch\ntorch.load('sample', weights_only=False)"),
+    "dill": ("dill", "import dill\ndill.load(open('sample', 'rb'))"),
+    "cloudpickle": ("cloudpickle", "import cloudpickle\ncloudpickle.load(open('sample', 'rb'))"),
+    "pandas": ("pandas", "import pandas\npandas.read_pickle('sample', compression=None)"),
+}
+
+
+def fires(path: Path, loader: str, tmp_path: Path) -> bool:
+    """Does loading `path` with the real `loader` run the payload?"""
+    module, code = LOADERS[loader]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (pip install '.[fixtures]')")
+    shutil.copy(path, tmp_path / "sample")
+    body = "\n".join("    " + line for line in code.splitlines())
+    wrapped = f"try:\n{body}\nexcept Exception:\n    pass\n"
+    subprocess.run([sys.executable, "-c", wrapped], cwd=tmp_path, timeout=120, check=False, capture_output=True)
+    return (tmp_path / MARKER).exists()
+
+
+def _explain(report: ScanReport) -> str:
+    return "; ".join(f"{f.severity.label} {f.rule_id} {f.message}" for f in report.findings)
+
+
+CASES = sorted(redteam.loaders().items())
+
+
+@pytest.mark.parametrize("name, loader", CASES)
+def test_payload_fires_with_its_loader(name: str, loader: str, tmp_path: Path) -> None:
+    assert fires(FIXTURES / name, loader, tmp_path), f"{name}: {loader} did not run the payload"
+
+
+@pytest.mark.parametrize("name, loader", CASES)
+def test_payload_is_flagged_high(name: str, loader: str, rules: RuleSet) -> None:
+    report = scan_paths(FIXTURES / name, rules=rules)
+    assert report.max_severity is not None and report.max_severity >= Severity.HIGH, _explain(report)
+
+
+# --- regression tests, one per technique -------------------------------------------------
+
+
+def _scan(name: str, rules: RuleSet) -> ScanReport:
+    return scan_paths(FIXTURES / "malicious" / redteam.FOLDER / name, rules=rules)
+
+
+def _payload_seen(report: ScanReport) -> bool:
+    return any(f.subject == "os.system" and f.severity is Severity.CRITICAL for f in report.findings)
+
+
+def test_joblib_wrapper_state_of_64_keys_in_a_text_file(rules: RuleSet) -> None:
+    # The walk keeps the keys joblib reads whatever the size of the state dict,
+    # so it skips the array bytes exactly as joblib does and reaches the payload.
+    assert _payload_seen(_scan("joblib_state_64_keys_text.bin", rules))
+
+
+def test_joblib_wrapper_slot_state_after_64_filler_keys(rules: RuleSet) -> None:
+    assert _payload_seen(_scan("joblib_slot_state_late_keys.joblib", rules))
+
+
+@pytest.mark.parametrize("codec", ["zlib", "gzip_bad_crc", "xz", "lzma"])
+def test_compressed_stream_corrupt_after_the_payload(codec: str, rules: RuleSet) -> None:
+    name = f"joblib_{codec}.joblib" if codec == "gzip_bad_crc" else f"joblib_{codec}_corrupt_tail.joblib"
+    report = _scan(name, rules)
+    assert _payload_seen(report), _explain(report)  # what precedes the corruption is scanned
+    assert "archive-malformed" in {f.rule_id for f in report.findings}
+
+
+def test_lzma_alone_with_a_huge_dictionary_is_decoded(rules: RuleSet) -> None:
+    # The declared dictionary is clamped: the stream decodes as the loader decodes it.
+    assert _payload_seen(_scan("joblib_lzma_huge_dictionary.joblib", rules))
+
+
+def test_xz_over_the_decoder_memory_limit_is_high(rules: RuleSet) -> None:
+    report = _scan("joblib_xz_huge_dictionary.joblib", rules)
+    limit = [f for f in report.findings if f.rule_id == "archive-limit"]
+    assert limit and limit[0].severity is Severity.HIGH, _explain(report)
