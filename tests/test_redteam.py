@@ -41,7 +41,9 @@ def fires(path: Path, loader: str, tmp_path: Path) -> bool:
     shutil.copy(path, tmp_path / "sample")
     body = "\n".join("    " + line for line in code.splitlines())
     wrapped = f"try:\n{body}\nexcept Exception:\n    pass\n"
-    subprocess.run([sys.executable, "-c", wrapped], cwd=tmp_path, timeout=120, check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", wrapped], cwd=tmp_path, timeout=120, check=False, capture_output=True
+    )
     return (tmp_path / MARKER).exists()
 
 
