@@ -191,26 +191,8 @@ class CompressedScanner:
             message = f"{fmt} stream: {exc}; not scanned, while the loader reads it"
             ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
             return
-        if failed and "memory usage limit" in str(failed[0]).lower():
-            # The loaders set no memory limit: they decode it, and what they read is not analysed.
-            message = (
-                f"{fmt} stream needs more than {LZMA_MEMLIMIT >> 20} MiB of decoder memory; "
-                "its contents were not analysed, while the loader decodes and reads them"
-            )
-            ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
-        elif failed and any(getattr(engine, "clamped", False) for engine in engines):
-            message = (
-                f"{fmt} stream declares a dictionary over {ALONE_DICT_CLAMP >> 20} MiB and reaches back "
-                f"further after {inner.size} bytes: the rest was not analysed, while the loader reads it"
-            )
-            ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
-        elif failed:
-            # Loaders decompress as they read: a pickle that ends before the
-            # corruption (or a gzip CRC they never reach) loads and runs.
-            message = (
-                f"{fmt} stream is corrupt after {inner.size} bytes: {failed[0]}; what precedes it was scanned"
-            )
-            ctx.report("archive-malformed", location, message, SCANNER)
+        clamped = any(getattr(engine, "clamped", False) for engine in engines)
+        _report_decoding(ctx, fmt, location, failed[0] if failed else None, clamped, inner.size)
         if stopped:
             message = (
                 f"{fmt} stream: {stopped[0]}; only its first {inner.size} bytes were scanned, "
@@ -220,6 +202,35 @@ class CompressedScanner:
         with inner:
             if inner.size or not failed:
                 ctx.scan_member(inner, where, SCANNER)
+
+
+def _report_decoding(
+    ctx: ScanContext, fmt: str, location: Location, error: Exception | None, clamped: bool, size: int
+) -> None:
+    """How decoding went, as the loader sees it: loaders set no decoder memory
+    limit, and decompress only as far as the pickle reads."""
+    if error is not None and "memory usage limit" in str(error).lower():
+        message = (
+            f"{fmt} stream needs more than {LZMA_MEMLIMIT >> 20} MiB of decoder memory; "
+            "its contents were not analysed, while the loader decodes and reads them"
+        )
+        ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
+    elif clamped and error is not None:
+        message = (
+            f"{fmt} stream declares a dictionary over {ALONE_DICT_CLAMP >> 20} MiB and reaches back "
+            f"further after {size} bytes: the rest was not analysed, while the loader reads it"
+        )
+        ctx.report("archive-limit", location, message, SCANNER, severity=Severity.HIGH)
+    elif clamped:
+        message = (
+            f"{fmt} header asks for a dictionary (decoder memory) over {ALONE_DICT_CLAMP >> 20} MiB, "
+            "more than any preset writes; decoded with a clamped one, which reads this stream exactly"
+        )
+        ctx.report("archive-limit", location, message, SCANNER)
+    elif error is not None:
+        # A pickle that ends before the corruption (or a gzip CRC never reached) loads and runs.
+        message = f"{fmt} stream is corrupt after {size} bytes: {error}; what precedes it was scanned"
+        ctx.report("archive-malformed", location, message, SCANNER)
 
 
 def _until_error(chunks: Iterator[bytes], failed: list[Exception]) -> Iterator[bytes]:
