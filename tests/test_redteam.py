@@ -5,6 +5,7 @@ creates `modeltrust-pwned`), and each is flagged at high or above."""
 from __future__ import annotations
 
 import importlib.util
+import lzma
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from modeltrust.findings import ScanReport, Severity
 from modeltrust.rules import RuleSet
 
-from .conftest import FIXTURES, MARKER, scan_paths
+from .conftest import FIXTURES, MARKER, scan_bytes, scan_paths
 
 sys.path.insert(0, str(FIXTURES))
 import redteam  # fixtures/ is not a package
@@ -99,7 +100,15 @@ def test_lzma_alone_with_a_huge_dictionary_is_decoded(rules: RuleSet) -> None:
     assert _payload_seen(_scan("joblib_lzma_huge_dictionary.joblib", rules))
 
 
-def test_xz_over_the_decoder_memory_limit_is_high(rules: RuleSet) -> None:
+def test_xz_with_a_huge_dictionary_is_decoded(rules: RuleSet) -> None:
     report = _scan("joblib_xz_huge_dictionary.joblib", rules)
+    assert _payload_seen(report), _explain(report)
+
+
+def test_xz_over_the_decoder_memory_limit_is_high(tmp_path: Path, rules: RuleSet) -> None:
+    # A filter chain the clamp leaves alone (BCJ before LZMA2): not decoded, so high.
+    filters = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "dict_size": 1 << 30}]
+    data = lzma.compress(redteam.PAYLOAD_P0, format=lzma.FORMAT_XZ, filters=filters)
+    report = scan_bytes(tmp_path, data, "model.joblib", rules=rules)
     limit = [f for f in report.findings if f.rule_id == "archive-limit"]
     assert limit and limit[0].severity is Severity.HIGH, _explain(report)

@@ -92,35 +92,66 @@ def _bz2() -> _Decompressor:
     return bz2.BZ2Decompressor()
 
 
-def _xz() -> _Decompressor:
-    import lzma
-
-    return lzma.LZMADecompressor(memlimit=LZMA_MEMLIMIT)
-
-
 ALONE_DICT_CLAMP = 64 << 20
-"""An LZMA-alone header's dictionary size above this is lowered to it: the
-dictionary only has to reach back over the data produced so far, so the
-first 64 MiB decode exactly as the loader decodes them (past that, a match
-further back is a decode error, reported as a limit)."""
+"""A header's dictionary size above this is lowered to it: the dictionary
+only has to reach back over the data produced so far, so the first 64 MiB
+decode exactly as the loader decodes them (past that, a match further back
+is a decode error, reported as a limit). The loaders set no memory limit."""
+_XZ_CLAMP_CODE = 28  # LZMA2's dictionary byte for 64 MiB: (2 | d & 1) << (d // 2 + 11)
 
 
-class _ClampedAlone:
-    """LZMA-alone (`.lzma`, joblib's 'lzma') with its dictionary size clamped."""
+def _clamp_alone(head: bytes) -> bytes | None:
+    """An LZMA-alone head (properties, 4-byte dictionary size) with the size clamped."""
+    if len(head) >= 5 and int.from_bytes(head[1:5], "little") > ALONE_DICT_CLAMP:
+        return head[:1] + ALONE_DICT_CLAMP.to_bytes(4, "little") + head[5:]
+    return None
 
-    def __init__(self) -> None:
+
+def _clamp_xz(head: bytes) -> bytes | None:
+    """An xz head whose first block is LZMA2 alone, with its dictionary byte
+    clamped and the block header's CRC32 recomputed. (Later blocks, written by
+    multi-threaded xz, keep theirs: over the limit, they are reported.)"""
+    start = 12  # stream header
+    if len(head) < start + 1 or head[start] == 0:
+        return None
+    end = start + (head[start] + 1) * 4
+    if len(head) < end:
+        return None
+    flags = head[start + 1]
+    pos = start + 2
+    if flags & 0x03:  # more than one filter (BCJ, delta): left alone
+        return None
+    for present in (flags & 0x40, flags & 0x80):  # compressed, uncompressed size (VLIs)
+        if present:
+            while pos < end and head[pos] & 0x80:
+                pos += 1
+            pos += 1
+    if head[pos : pos + 2] != b"\x21\x01" or pos + 2 >= end - 4 or head[pos + 2] <= _XZ_CLAMP_CODE:
+        return None
+    header = bytearray(head[start:end])
+    header[pos + 2 - start] = _XZ_CLAMP_CODE
+    header[-4:] = zlib.crc32(bytes(header[:-4])).to_bytes(4, "little")
+    return head[:start] + bytes(header) + head[end:]
+
+
+class _Clamped:
+    """An LZMA decoder (xz or LZMA-alone) whose header's dictionary is clamped."""
+
+    def __init__(self, alone: bool) -> None:
         import lzma
 
-        self._engine = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
+        fmt = lzma.FORMAT_ALONE if alone else lzma.FORMAT_XZ
+        self._engine = lzma.LZMADecompressor(format=fmt, memlimit=LZMA_MEMLIMIT)
+        self._clamp = _clamp_alone if alone else _clamp_xz
         self._header = True
         self.clamped = False
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
         if self._header and data:
             self._header = False
-            if len(data) >= 5 and int.from_bytes(data[1:5], "little") > ALONE_DICT_CLAMP:
-                data = data[:1] + ALONE_DICT_CLAMP.to_bytes(4, "little") + data[5:]
-                self.clamped = True
+            patched = self._clamp(data)
+            if patched is not None:
+                data, self.clamped = patched, True
         return self._engine.decompress(data, max_length)
 
     @property
@@ -136,8 +167,12 @@ class _ClampedAlone:
         return self._engine.unused_data
 
 
+def _xz() -> _Decompressor:
+    return _Clamped(alone=False)
+
+
 def _lzma_alone() -> _Decompressor:
-    return _ClampedAlone()
+    return _Clamped(alone=True)
 
 
 _ENGINES: dict[str, Callable[[], _Decompressor]] = {
