@@ -25,6 +25,7 @@ from collections.abc import Callable
 from ..findings import Finding, Location, Severity
 from ..reader import ByteReader, BytesReader
 from ..rules import AllowKind, ImportVerdict, RuleSet, Verdict
+from . import pickler_helpers as helpers
 
 SCANNER = "pickle"
 
@@ -228,9 +229,12 @@ class PickleStats:
         self.pickles = 0
         # Regions a container hook skipped (joblib array bytes between opcodes).
         self.skipped_regions = 0
-        # getattr(allowed_object, "name") calls folded into imports, and the rest.
-        self.getattr_resolved = 0
-        self.getattr_unresolved = 0
+        # Calls of helpers the walker reads as what they do (getattr of an
+        # allowed object, dill's _load_type/_eval_repr/_create_array,
+        # cloudpickle's _builtin_type):
+        # (module, name) -> [calls folded, calls or uses not folded]. A denied
+        # helper whose every call was folded is not reported itself.
+        self.folded: dict[tuple[str, str], list[int]] = {}
         # Denied imports, reported by finish() with how they were used:
         # (module, name) -> [import opcode, import offset, call text or ""].
         self.denied: dict[tuple[str, str], list[object]] = {}
@@ -477,8 +481,8 @@ def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
 def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
     if isinstance(func, Ref):
         verdict = func.verdict.verdict
-        if (func.module, func.name) in _GETATTR:  # any getattr call that was not folded
-            ctx.stats.getattr_unresolved += 1
+        if (func.module, func.name) in _FOLDED_HELPERS:  # a call that was not folded
+            _count_fold(ctx, (func.module, func.name), False)
         denied = ctx.stats.denied.get((func.module, func.name))
         if denied is not None and not denied[2]:
             denied[2] = f"{opcode} calls it at @{offset} with ({describe(args)})"
@@ -1350,6 +1354,12 @@ def _may_be_str(value: object) -> bool:
 
 
 _GETATTR = {("builtins", "getattr"), ("__builtin__", "getattr")}
+_FOLDED_HELPERS = _GETATTR | {
+    helpers.LOAD_TYPE,
+    helpers.EVAL_REPR,
+    helpers.CREATE_ARRAY,
+    helpers.CLOUDPICKLE_BUILTIN_TYPE,
+}
 
 
 def _fold_getattr(ctx: PickleContext, args: object, offset: int) -> Ref | None:
@@ -1369,14 +1379,103 @@ def _fold_getattr(ctx: PickleContext, args: object, offset: int) -> Ref | None:
     return ref
 
 
-def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> Ref | None:
-    """Judge a call; returns an import the call was folded into, if any."""
-    if isinstance(func, Ref) and (func.module, func.name) in _GETATTR and opcode == "REDUCE":
-        folded = _fold_getattr(ctx, args, offset)
+def _count_fold(ctx: PickleContext, key: tuple[str, str], folded: bool) -> None:
+    counts = ctx.stats.folded.setdefault(key, [0, 0])
+    counts[0 if folded else 1] += 1
+
+
+def _fold(ctx: PickleContext, func: Ref, args: object, offset: int) -> object | None:
+    """The value a call of a modelled helper stands for (None: not modelled)."""
+    key = (func.module, func.name)
+    if key in _GETATTR:
+        return _fold_getattr(ctx, args, offset)
+    if key == helpers.LOAD_TYPE or key == helpers.EVAL_REPR:
+        return _fold_dill_name(ctx, key, args, offset)
+    if key == helpers.CREATE_ARRAY:
+        return _fold_dill_array(ctx, func, args, offset)
+    if key == helpers.CLOUDPICKLE_BUILTIN_TYPE and isinstance(args, tuple) and len(args) == 1:
+        name = args[0]
+        target = helpers.cloudpickle_builtin_type(name) if isinstance(name, str) else None
+        if target is not None:
+            ref = Ref(target[0], target[1], offset, ctx.classify(*target))
+            _judge_import(ctx, ref, f"{key[0]}.{key[1]}")
+            return ref
+    return None
+
+
+def _fold_dill_name(ctx: PickleContext, key: tuple[str, str], args: object, offset: int) -> object | None:
+    """dill's `_load_type('slice')` is builtins.slice, `_eval_repr('Ellipsis')` is
+    Ellipsis and `_eval_repr('range(0, 3, 1)')` is range(0, 3, 1): read as
+    imports of those names (and that call), judged like any import and call."""
+    if not (isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], str)):
+        return None
+    text = args[0]
+    how = f"{key[0]}.{key[1]}"
+    if key == helpers.EVAL_REPR:
+        bounds = helpers.range_arguments(text)
+        if bounds is not None:
+            ref = Ref("builtins", "range", offset, ctx.classify("builtins", "range"))
+            _judge_import(ctx, ref, how)
+            if not ref.plain:
+                _judge_call(ctx, ref, bounds, offset, how)
+            return Call(ref, bounds, offset)
+    elif text in helpers.SINGLETON_TYPES:  # _load_type('NoneType') is type(None)
+        return Call(Ref("builtins", "type", offset, ctx.classify("builtins", "type")), (None,), offset)
+    table = helpers.TYPES if key == helpers.LOAD_TYPE else helpers.EVAL_REPR_VALUES
+    target = table.get(text)
+    if target is None:
+        return None
+    ref = Ref(target[0], target[1], offset, ctx.classify(*target))
+    _judge_import(ctx, ref, how)
+    return ref
+
+
+def _fold_dill_array(ctx: PickleContext, func: Ref, args: object, offset: int) -> Call | None:
+    """dill's `_create_array(f, args, state, npdict=None)` runs `f(*args)`, the
+    result's `__setstate__(state)` and `result.__dict__.update(npdict)`: judged
+    as that REDUCE and those BUILDs; the result stands for f's object."""
+    if not (isinstance(args, tuple) and len(args) in (3, 4)):
+        return None
+    f, inner_args, state = args[0], args[1], args[2]
+    npdict = args[3] if len(args) == 4 else None
+    if not isinstance(inner_args, (tuple, list)) or not (isinstance(npdict, dict) or npdict is None):
+        return None
+    if not _may_be_callable(f):
+        raise Malformed(f"{func.dotted} calls a {type(f).__name__} value", offset)
+    inner_args = tuple(inner_args)
+    made = Call(f, inner_args, offset)
+    via = f"REDUCE via {func.dotted}"
+    if not (isinstance(f, Ref) and _settled(f, inner_args)):
+        _on_call(ctx, f, inner_args, offset, via)  # not a REDUCE: nothing is folded in turn
+    made.state = state
+    _judge_instance(ctx, made, offset, via, "__setstate__")
+    if npdict:
+        _judge_instance(ctx, made, offset, via, "__dict__.update")
+        planted = _planted_key(npdict)
+        if planted:
+            ctx.report(
+                "pickle-planted-method",
+                offset,
+                f"{func.dotted} sets {planted!r} in the __dict__ of an object of class "
+                f"{describe(_instance_class(made))}: the unpickler calls what a later opcode finds there",
+                subject=describe(_instance_class(made)),
+            )
+    return made
+
+
+def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> object | None:
+    """Judge a call; returns the value a modelled helper's call stands for
+    (an import, or the object it builds), if any."""
+    if isinstance(func, Ref) and (func.module, func.name) in _FOLDED_HELPERS and opcode == "REDUCE":
+        folded = _fold(ctx, func, args, offset)
         if folded is not None:
-            ctx.stats.getattr_resolved += 1
+            _count_fold(ctx, (func.module, func.name), True)
             return folded
-    if isinstance(func, Ref) and func.verdict.verdict is Verdict.UNKNOWN and _rebuilds_own_class(func, args):
+    if (
+        isinstance(func, Ref)
+        and func.verdict.verdict is Verdict.UNKNOWN
+        and (_rebuilds_own_class(func, args) or _type_of_one_value(func, args))
+    ):
         ctx.stats.vouched.add((func.module, func.name))
         return None
     _judge_call(ctx, func, args, offset, opcode)
@@ -1415,6 +1514,17 @@ def _is_allowed_class_instance(value: Call) -> bool:
         and verdict.kind is AllowKind.CONSTRUCTOR
         and func.name.rpartition(".")[2][:1].isupper()
     )
+
+
+def _type_of_one_value(func: Ref, args: object) -> bool:
+    """`type(x)` with one argument returns x's class and runs no code: pickle
+    itself writes `type(None)` for NoneType (and `type(...)`, `type(NotImplemented)`).
+    The class it returns is judged where it is used (calling a computed value is
+    a dynamic call). With three arguments `type` creates a class: a finding."""
+    return (func.module, func.name) in _TYPE_NAMES and isinstance(args, tuple) and len(args) == 1
+
+
+_TYPE_NAMES = {("builtins", "type"), ("__builtin__", "type")}
 
 
 def _rebuilds_own_class(func: Ref, args: object) -> bool:
@@ -1686,11 +1796,11 @@ def _report_persid(ctx: PickleContext, offset: int, pid: object) -> None:
 def finish(ctx: PickleContext) -> None:
     """After all streams of a file: denied imports (with how they were called),
     and unknown imports never called (medium)."""
-    folded_only = ctx.stats.getattr_resolved > 0 and ctx.stats.getattr_unresolved == 0
     for (module, name), (opcode, offset, call) in ctx.stats.denied.items():
         rule = ctx.classify(module, name).rule
-        if rule is None or (folded_only and (module, name) in _GETATTR):
-            continue
+        counts = ctx.stats.folded.get((module, name))
+        if rule is None or (counts is not None and counts[0] > 0 and counts[1] == 0):
+            continue  # every call of it was read as what it does
         usage = f"; {call}" if call else "; it is imported but not called here"
         ctx.report(
             rule.id,
