@@ -11,7 +11,7 @@ they really do instead of the helper's name:
   A call with a literal name is read as an import of that type, judged like
   any import (`'NoneType'` as `type(None)`); a computed or unknown name stays
   a finding.
-- `_eval_repr(text)` is `eval(text)`; dill writes it only for the singletons
+- `_eval_repr(text)` evaluates `text` as Python; dill writes it only for the singletons
   `Ellipsis` and `NotImplemented` and for ranges (`'range(0, 3)'`, as `repr`
   spells them), which are read as those values. Any other text is the `eval`
   it is (critical).
@@ -65,7 +65,7 @@ _RANGE_REPR = re.compile(rf"range\({_INT}, {_INT}(?:, {_INT})?\)")
 
 
 def range_arguments(text: str) -> tuple[int, ...] | None:
-    """The arguments of `range` that `eval(text)` would call it with, when `text`
+    """The arguments `range` would be called with if `text` were evaluated, when `text`
     is what `repr` writes for a range; None for any other text."""
     match = _RANGE_REPR.fullmatch(text)
     if match is None:
