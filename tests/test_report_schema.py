@@ -67,3 +67,29 @@ def test_golden_output(fmt: str) -> None:
     if os.environ.get("MODELTRUST_UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+def test_dataset_summaries_are_in_the_json_and_text_reports() -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (fixtures extra) reads the footer back")
+    saved, parquet = "fixtures/benign/datasets/saved", "fixtures/benign/datasets/pandas.parquet"
+    report = run_in_root("scan", "--format", "json", saved, parquet)
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(report)
+    datasets = {d["root"]: d for d in report["datasets"]}  # type: ignore[attr-defined]
+    assert datasets[saved]["kind"] == "save_to_disk" and datasets[saved]["rows"] == 4
+    assert [(s["name"], s["rows"]) for s in datasets[saved]["splits"]] == [("train", 3), ("test", 1)]
+    assert [c["name"] for c in datasets[saved]["features"]] == ["text", "label", "scores"]
+    footer = pq.read_metadata(ROOT / parquet)
+    assert datasets[parquet]["kind"] == "files" and datasets[parquet]["rows"] == footer.num_rows
+    assert [
+        c["name"] for c in datasets[parquet]["files"][0]["columns"]
+    ] == footer.schema.to_arrow_schema().names
+    assert "datasets" not in run_in_root("scan", "--format", "json", *TARGETS)  # no data files: no key
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        text = CliRunner().invoke(cli, ["scan", saved]).stdout
+    finally:
+        os.chdir(cwd)
+    assert f"  {saved}  save_to_disk · 4 rows · 2 split(s) (train 3, test 1) · 3 column(s)" in text

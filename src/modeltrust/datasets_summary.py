@@ -11,6 +11,7 @@ JSON or with `yaml.safe_load`; nothing is executed.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,21 +40,20 @@ def summarise(
         mine = tuple(f for f in files if f.path == target or f.path.startswith((base + "/", base + "@")))
         if not mine:
             continue
+        hub = (hubs or {}).get(base)
         root = Path(target)
-        local = root.is_dir()
-        hub_uri, hub_card = (hubs or {}).get(base, (target, {}))
-        card = hub_card or (_front_matter(root / "README.md") if local else {})
-        info = (_json(root / "dataset_info.json") or _first_info(root)) if local else {}
-        splits = _saved_splits(root, mine) if local else ()
+        folder = hub is None and root.is_dir()
+        hub_uri, hub_card = hub if hub is not None else (target, {})
+        card = hub_card or (_front_matter(root / "README.md") if folder else {})
+        info = (_json(root / "dataset_info.json") or _first_info(root)) if folder else {}
+        splits = _saved_splits(root, mine) if folder else ()
         if not splits:
             splits = _card_splits(card)
-        kind = "save_to_disk" if local and (root / "dataset_dict.json").is_file() else "files"
-        if local and (root / "state.json").is_file():
-            kind = "save_to_disk"
+        saved = folder and ((root / "dataset_dict.json").is_file() or (root / "state.json").is_file())
         summaries.append(
             DatasetSummary(
-                root=target if local else hub_uri,
-                kind=kind if local else "hub",
+                root=hub_uri,
+                kind="hub" if hub is not None else "save_to_disk" if saved else "files",
                 name=_text(card.get("pretty_name") or info.get("dataset_name") or info.get("config_name")),
                 license=_license(card.get("license") or info.get("license")),
                 description=_text(info.get("description"))[:500],
@@ -78,9 +78,15 @@ def hub_info(snapshots: list[Snapshot]) -> dict[str, HubInfo]:
 
 
 def _display_base(target: str) -> str:
-    """`hf://datasets/org/name@rev` -> `hf://datasets/org/name` (display paths carry the commit)."""
-    if target.startswith("hf://"):
-        return target.split("@", 1)[0].rstrip("/")
+    """`hf://datasets/org/name@rev` (or the same repo as a Hub URL or a bare
+    `org/name`) -> `hf://datasets/org/name`, the repo as display paths name it;
+    a local path as it is."""
+    if not os.path.exists(target):
+        from .sources.hub import parse_target
+
+        hub = parse_target(target, assume_hub=True)
+        if hub is not None:
+            return hub.uri().split("@", 1)[0]
     return target.rstrip("/")
 
 

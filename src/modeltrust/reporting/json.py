@@ -7,7 +7,7 @@ from typing import Any
 
 from ..baseline import fingerprint
 from ..clauses import decided_by
-from ..findings import Finding, ScanReport, Severity
+from ..findings import DataColumn, DatasetSummary, Finding, ScanReport, Severity
 from ..rules import RuleSet
 from .safetext import encodable_tree
 
@@ -43,6 +43,44 @@ def _signatures(report: ScanReport) -> dict[str, Any]:
         return {}
     keys = ("target", "signature", "outcome", "sha256", "signer", "method")
     return {"signatures": [{k: getattr(s, k) or None for k in keys} for s in report.signatures]}
+
+
+def _column(column: DataColumn) -> dict[str, Any]:
+    return {"name": column.name, "type": column.type, "extension": column.extension or None}
+
+
+def dataset_to_dict(summary: DatasetSummary) -> dict[str, Any]:
+    """A dataset's summary from its metadata (schemas, footers, card): never its rows."""
+    return {
+        "root": summary.root,
+        "kind": summary.kind,
+        "name": summary.name or None,
+        "license": summary.license or None,
+        "description": summary.description or None,
+        "rows": summary.rows,
+        "features": [_column(c) for c in summary.features],
+        "splits": [
+            {"name": s.name, "rows": s.rows, "bytes": s.bytes, "files": list(s.files)} for s in summary.splits
+        ],
+        "files": [
+            {
+                "path": f.path,
+                "format": f.format,
+                "rows": f.rows,
+                "columns": [_column(c) for c in f.columns],
+                "created_by": f.created_by or None,
+            }
+            for f in summary.files
+        ],
+        "card": dict(summary.card),
+    }
+
+
+def _datasets(report: ScanReport) -> dict[str, Any]:
+    """Present only when a target holds data files (Parquet, Arrow, save_to_disk)."""
+    if not report.datasets:
+        return {}
+    return {"datasets": [dataset_to_dict(d) for d in report.datasets]}
 
 
 def report_to_dict(
@@ -81,6 +119,7 @@ def report_to_dict(
         "findings": [finding_to_dict(f, rules) for f in report.findings],
         "errors": [{"target": e.target, "message": e.message} for e in report.errors],
         **_signatures(report),
+        **_datasets(report),
         "duration_seconds": round(report.duration_seconds, 3),
     }
 

@@ -10,7 +10,7 @@ from typing import IO, Any
 import click
 
 from ..clauses import decided_by
-from ..findings import Finding, ScanReport, Severity
+from ..findings import DatasetSummary, Finding, ScanReport, Severity
 from ..rules import RuleSet
 from .safetext import printable
 
@@ -62,8 +62,30 @@ def render_text(
                     dim=True,
                 )
             )
+    if report.datasets:
+        out()
+        out(style("Datasets", bold=True))
+        for summary in report.datasets:
+            out(f"  {printable(summary.root)}  " + style(dataset_line(summary), dim=True))
     out()
     out(_verdict_line(report, fail_on, style))
+
+
+def dataset_line(summary: DatasetSummary) -> str:
+    """`save_to_disk · 4 rows · 2 splits (train 3, test 1) · 3 columns · licence mit`."""
+    parts = [summary.kind]
+    rows = summary.rows
+    parts.append(f"{rows:,} rows" if rows is not None else "rows unknown")
+    if summary.splits:
+        each = ", ".join(s.name + (f" {s.rows:,}" if s.rows is not None else "") for s in summary.splits[:8])
+        more = ", ..." if len(summary.splits) > 8 else ""
+        parts.append(f"{len(summary.splits)} split(s) ({each}{more})")
+    if summary.features:
+        parts.append(f"{len(summary.features)} column(s)")
+    parts.append(f"{len(summary.files)} data file(s)")
+    if summary.license:
+        parts.append(f"licence {summary.license}")
+    return printable(" · ".join(parts))
 
 
 def _render_finding(
