@@ -13,10 +13,8 @@ first, so both sides measure hashing, not the disk.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
 import resource
 import struct
 import subprocess
@@ -25,9 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = Path(__file__).resolve().parent / "out"
-CHUNK = 8 << 20
+from timing import (
+    CHUNK,
+    OUT,
+    best_median,
+    cpu_seconds,
+    machine_line,
+    modeltrust_env,
+    ratios,
+    size_and_runs,
+    write_random,
+)
 
 
 def write_shard(path: Path, size: int, names: list[str]) -> None:
@@ -37,13 +43,9 @@ def write_shard(path: Path, size: int, names: list[str]) -> None:
         header[name] = {"dtype": "F32", "shape": [per // 4], "data_offsets": [i * per, (i + 1) * per]}
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
-    block = os.urandom(1 << 20) * 64  # 64 MiB, not zeros: no filesystem may shortcut it
     with path.open("wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
-        left = per * len(names)
-        while left > 0:
-            handle.write(block[: min(left, len(block))])
-            left -= len(block)
+        write_random(handle, per * len(names))
 
 
 def make_model(folder: Path, size: int) -> list[Path]:
@@ -62,11 +64,6 @@ def make_model(folder: Path, size: int) -> list[Path]:
     return shards
 
 
-def cpu_seconds(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
-
-
 def sha256_one_thread(paths: list[Path]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of hashing every file on this thread."""
     start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
@@ -78,19 +75,10 @@ def sha256_one_thread(paths: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - start, cpu_seconds(resource.RUSAGE_SELF) - cpu
 
 
-def command() -> tuple[list[str], dict[str, str]]:
-    env = dict(os.environ)
-    try:
-        import modeltrust  # noqa: F401
-    except ImportError:  # a checkout: run from src/
-        env["PYTHONPATH"] = str(ROOT / "src")
-    return [sys.executable, "-m", "modeltrust"], env
-
-
 def run_bom(folder: Path, out: Path) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, peak RSS in KiB) of one `modeltrust bom` run,
     started from a small helper process so that no memory of this one counts."""
-    cmd, env = command()
+    cmd, env = [sys.executable, "-m", "modeltrust"], modeltrust_env()
     probe = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
         "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
@@ -106,19 +94,15 @@ def run_bom(folder: Path, out: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--gigabytes", type=float, default=1.0, help="size of each of the two files")
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    size = int(args.gigabytes * 1e9)
-    folder = OUT / f"bom_2x{args.gigabytes:g}GB"
+    size, gigabytes, runs = size_and_runs(__doc__)
+    folder = OUT / f"bom_2x{gigabytes:g}GB"
     shards = make_model(folder, size)
     total = sum(p.stat().st_size for p in shards)
     sha256_one_thread(shards)  # warm the page cache
     baseline, base_cpu, bom, bom_cpu, rss = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bom.json"
-        for _ in range(args.runs):  # interleaved, so both see the same machine load
+        for _ in range(runs):  # interleaved, so both see the same machine load
             wall, cpu = sha256_one_thread(shards)
             baseline.append(wall)
             base_cpu.append(cpu)
@@ -129,20 +113,16 @@ def main() -> None:
         doc = json.loads(out.read_text())
     hashes = {c["name"]: c["hashes"][0]["content"] for c in doc["components"] if c["type"] == "file"}
     assert all(hashes.get(p.name) for p in shards), "the BOM lacks a shard's SHA-256"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"python {sys.version.split()[0]}; {cores} cores, load {load:.1f}; {total / 1e9:.2f} GB in 2 files")
+    print(machine_line(total, len(shards)))
     print(f"{'measure':44} {'best':>8} {'median':>8} {'CPU s':>7}")
     rows = (
         ("one-thread hashlib.sha256 over the bytes", baseline, base_cpu),
         ("modeltrust bom (whole command)", bom, bom_cpu),
     )
     for label, values, cpu in rows:
-        ordered = sorted(values)
-        print(f"{label:44} {ordered[0]:7.2f}s {ordered[len(ordered) // 2]:7.2f}s {min(cpu):6.2f}s")
-    ratio_best = min(bom) / min(baseline)
-    ratio_median = sorted(bom)[len(bom) // 2] / sorted(baseline)[len(baseline) // 2]
-    print(f"wall ratio bom / sha256: best {ratio_best:.2f}x, median {ratio_median:.2f}x (target <= 0.75x)")
+        best, median = best_median(values)
+        print(f"{label:44} {best:7.2f}s {median:7.2f}s {min(cpu):6.2f}s")
+    print(f"wall ratio bom / sha256: {ratios(bom, baseline)} (target <= 0.75x)")
     print(f"modeltrust bom peak RSS: {max(rss) / 1024:.0f} MiB (target < 200 MiB)")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def manifest() -> dict[str, dict[str, object]]:
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return load_rules()
+
+
+@pytest.fixture(scope="session")
+def no_allow_rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    """The built-in rules without any allowlist: every import gets reported (what
+    the differential tests compare with the names the real unpickler resolved)."""
+    rules_dir = tmp_path_factory.mktemp("rules-no-allow")
+    shutil.copytree(ROOT / "rules", rules_dir, dirs_exist_ok=True)
+    for path in (rules_dir / "pickle").glob("allow*.yaml"):
+        path.unlink()
+    return load_rules(directory=rules_dir)
 
 
 def scan_paths(*paths: str | Path, rules: RuleSet | None = None) -> ScanReport:

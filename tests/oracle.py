@@ -426,11 +426,17 @@ def _preload(loader: str) -> None:
         import pandas  # noqa: F401
 
 
-def _child(loader: str, path: str, out: str) -> None:
-    recorder = _Recorder(json.loads(sys.stdin.read()))
+def _recorder(allow: dict[str, Any], loader: str) -> _Recorder:
+    """A recorder hooked in (not yet active), the loader's own modules imported first."""
+    recorder = _Recorder(allow)
     _preload(loader)
     _watch_members(recorder, loader)
     sys.addaudithook(recorder.hook)
+    return recorder
+
+
+def _recorded_load(recorder: _Recorder, loader: str, path: str) -> dict[str, Any]:
+    """Load one file with the recorder active: what it saw and how the load ended."""
     result: dict[str, Any] = {"completed": False, "error": ""}
     recorder.active = True
     try:
@@ -441,35 +447,27 @@ def _child(loader: str, path: str, out: str) -> None:
     except BaseException as exc:  # noqa: BLE001 - the loader's own errors are results
         result["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     recorder.active = False
-    if recorder.stopped is not None:
-        result["completed"] = False
     result.update(names=recorder.names, opened=recorder.opened, members=recorder.members)
     result["stopped"] = recorder.stopped
+    return result
+
+
+def _child(loader: str, path: str, out: str) -> None:
+    recorder = _recorder(json.loads(sys.stdin.read()), loader)
+    result = _recorded_load(recorder, loader, path)
+    if recorder.stopped is not None:
+        result["completed"] = False
     Path(out).write_text(json.dumps(result))
 
 
 def _batch(loader: str, out: str) -> None:
     request = json.loads(sys.stdin.read())
-    recorder = _Recorder(request["allow"])
-    _preload(loader)
-    _watch_members(recorder, loader)
-    sys.addaudithook(recorder.hook)
+    recorder = _recorder(request["allow"], loader)
     marker = Path(MARKER)
     with open(out, "w") as sink:  # opened before recording starts
         for path in request["paths"]:
             recorder.names, recorder.opened, recorder.members, recorder.stopped = [], [], [], None
-            result: dict[str, Any] = {"completed": False, "error": ""}
-            recorder.active = True
-            try:
-                _load(loader, path)
-                result["completed"] = True
-            except _Stop:
-                pass
-            except BaseException as exc:  # noqa: BLE001 - the loader's own errors are results
-                result["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            recorder.active = False
-            result.update(names=recorder.names, opened=recorder.opened, members=recorder.members)
-            result["stopped"] = recorder.stopped
+            result = _recorded_load(recorder, loader, path)
             result["marker"] = marker.exists()
             marker.unlink(missing_ok=True)
             sink.write(json.dumps(result) + "\n")

@@ -9,10 +9,10 @@ from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 
 
 class KeyPair(NamedTuple):
@@ -21,6 +21,8 @@ class KeyPair(NamedTuple):
 
 
 def write_key(key: PrivateKey, folder: Path, name: str) -> KeyPair:
+    """NAME.pem (PKCS#8, unencrypted) and NAME.pub (SubjectPublicKeyInfo) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
     private = folder / f"{name}.pem"
     public = folder / f"{name}.pub"
     private.write_bytes(

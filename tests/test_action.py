@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .conftest import FIXTURES, ROOT
+from .provenance_keys import ed25519_key_pair
 
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 EXPRESSION = re.compile(r"\$\{\{\s*(inputs|steps)\.([\w-]+)(?:\.outputs\.([\w-]+))?\s*\}\}")
@@ -99,12 +98,7 @@ def test_action_scans_a_folder_with_a_space_and_reuses_its_environment(tmp_path:
     shutil.copy(ROOT / "examples" / "tiny-model" / "config.json", models / "clean" / "config.json")
     shutil.copy(FIXTURES / "malicious" / "os_system_p4.pkl", models / "evil model.pkl")
 
-    key = workspace / "attest-key.pem"
-    key.write_bytes(
-        ed25519.Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key = ed25519_key_pair(workspace, "attest-key").private
     outputs, log, code = run_action(
         workspace,
         temp,

@@ -36,7 +36,7 @@ from modeltrust.policy import Policy
 
 from .conftest import ROOT
 from .provenance_hub import CARD, CONFIG, SAFETENSORS, hub_env, hub_server
-from .provenance_keys import KeyPair, ec_key_pair, ed25519_key_pair
+from .provenance_keys import KeyPair, ec_key_pair, ed25519_key_pair, write_key
 
 cli.add_command(attest)
 cli.add_command(verify_attestation)
@@ -61,7 +61,6 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(params=["ecdsa-p256", "ed25519"])
 def keys(request: pytest.FixtureRequest, tmp_path: Path) -> KeyPair:
     folder = tmp_path / "keys"
-    folder.mkdir()
     return ec_key_pair(folder) if request.param == "ecdsa-p256" else ed25519_key_pair(folder)
 
 
@@ -231,16 +230,9 @@ def test_required_predicate_type_must_be_present(model: Path, keys: KeyPair, tmp
 
 
 def test_attest_refuses_a_weak_key_type(model: Path, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = tmp_path / "rsa.pem"
-    pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    pem = write_key(rsa.generate_private_key(public_exponent=65537, key_size=2048), tmp_path, "rsa").private
     code, _, err = run("attest", str(model), "--key", str(pem), "-o", str(tmp_path / "a.jsonl"))
     assert code == 2 and "ECDSA P-256" in err and "Traceback" not in err
 

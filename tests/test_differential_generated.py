@@ -15,7 +15,6 @@ Derandomized and bounded so the suite stays fast; long runs belong in bench/.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modeltrust.findings import Severity
-from modeltrust.rules import RuleSet, load_rules
+from modeltrust.rules import RuleSet
 
 from . import oracle
-from .conftest import FIXTURES, MARKER, ROOT, scan_bytes
+from .conftest import FIXTURES, MARKER, scan_bytes
 
 SETTINGS = settings(
     max_examples=400,
@@ -144,21 +143,14 @@ def worker() -> Iterator[oracle.OracleWorker]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def no_allow(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
-    rules_dir = tmp_path_factory.mktemp("rules-no-allow")
-    shutil.copytree(ROOT / "rules", rules_dir, dirs_exist_ok=True)
-    for path in (rules_dir / "pickle").glob("allow*.yaml"):
-        path.unlink()
-    return load_rules(directory=rules_dir)
-
-
-def _check(data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow: RuleSet, tmp: Path) -> None:
+def _check(
+    data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow_rules: RuleSet, tmp: Path
+) -> None:
     result = worker.load(data)
     assert not result.marker_created, f"ran with allowed names only: {result.resolved} ({data!r})"
     if not result.names:
         return
-    seen = {f.subject for f in scan_bytes(tmp, data, "stream.pkl", rules=no_allow).findings}
+    seen = {f.subject for f in scan_bytes(tmp, data, "stream.pkl", rules=no_allow_rules).findings}
     missing = [f"{m}.{n}" for m, n in result.names if f"{m}.{n}" not in seen]
     assert not missing, f"the unpickler resolved {missing}, never reported; stream {data!r}"
     # getattr(AllowedClass, "name") is folded by the scanner into the import of
@@ -172,17 +164,17 @@ def _check(data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow: R
 @SETTINGS
 @given(data=generated_streams())
 def test_generated_streams(
-    data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow: RuleSet, tmp_path: Path
+    data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow_rules: RuleSet, tmp_path: Path
 ) -> None:
-    _check(data, worker, rules, no_allow, tmp_path)
+    _check(data, worker, rules, no_allow_rules, tmp_path)
 
 
 @SETTINGS
 @given(data=mutated_streams())
 def test_mutated_harvested_streams(
-    data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow: RuleSet, tmp_path: Path
+    data: bytes, worker: oracle.OracleWorker, rules: RuleSet, no_allow_rules: RuleSet, tmp_path: Path
 ) -> None:
-    _check(data, worker, rules, no_allow, tmp_path)
+    _check(data, worker, rules, no_allow_rules, tmp_path)
 
 
 # Streams the generated-stream runs found where the unpickler goes on but the

@@ -18,17 +18,16 @@ malicious fixture.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modeltrust.findings import ScanReport, Severity
-from modeltrust.rules import RuleSet, load_rules
+from modeltrust.rules import RuleSet
 
 from . import oracle
-from .conftest import FIXTURES, ROOT, manifest, scan_paths
+from .conftest import FIXTURES, manifest, scan_paths
 
 HARVEST = FIXTURES / "benign" / "harvest"
 HARVEST_MANIFEST: dict[str, dict[str, object]] = json.loads((HARVEST / "manifest.json").read_text())["files"]
@@ -75,16 +74,6 @@ def _loader_of_malicious(name: str) -> str | None:
 MALICIOUS = sorted(
     name for name, entry in manifest().items() if entry["malicious"] and _loader_of_malicious(name)
 )
-
-
-@pytest.fixture(scope="session")
-def no_allow_rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
-    """The built-in rules without any allowlist: every import gets reported."""
-    rules_dir = tmp_path_factory.mktemp("rules-no-allow")
-    shutil.copytree(ROOT / "rules", rules_dir, dirs_exist_ok=True)
-    for path in (rules_dir / "pickle").glob("allow*.yaml"):
-        path.unlink()
-    return load_rules(directory=rules_dir)
 
 
 def _subjects(report: ScanReport) -> set[str]:

@@ -163,24 +163,12 @@ def test_local_and_ray_executors_agree(hub: HubServer, tmp_path: Path) -> None:
 
 
 def test_a_bom_and_a_signed_attestation_per_target(hub: HubServer, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     from modeltrust.cli.verify_attestation_cmd import verify_attestation
 
+    from .provenance_keys import ec_key_pair
+
     cli.add_command(verify_attestation)
-    key = ec.generate_private_key(ec.SECP256R1())
-    private, public = tmp_path / "key.pem", tmp_path / "key.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    private, public = ec_key_pair(tmp_path, "key")
     targets = tmp_path / "targets.txt"
     targets.write_text("hf://acme/model-0\nhf://acme/evil\n")
     result, lines = run(hub, tmp_path, "--download", "--bom", "--attest-key", str(private), str(targets))

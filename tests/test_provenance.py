@@ -48,9 +48,7 @@ def _sigstore_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> KeyPair:
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    return ec_key_pair(folder)
+    return ec_key_pair(tmp_path / "keys")
 
 
 @pytest.fixture

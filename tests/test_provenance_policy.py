@@ -39,7 +39,6 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> KeyPair:
-    (tmp_path / "keys").mkdir()
     return ec_key_pair(tmp_path / "keys")
 
 
