@@ -48,7 +48,39 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS = {
+    "scan": "scan_cmd:scan",
+    "fetch": "fetch_cmd:fetch",
+    "fleet": "fleet_cmd:fleet",
+    "rules": "rules_cmd:rules",
+    "verify": "verify_cmd:verify",
+    "sign": "sign_cmd:sign",
+    "bom": "bom_cmd:bom",
+    "attest": "attest_cmd:attest",
+    "verify-attestation": "verify_attestation_cmd:verify_attestation",
+}
+"""Command name -> `module:function` in this package."""
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it):
+    `sign` never pays for the scanners, `scan` never for signing or the BOM."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            module, name = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="modeltrust")
 def cli() -> None:
     """Vet third-party models and datasets before anything is loaded.
@@ -95,27 +127,6 @@ def hub_settings(
 
 
 def main() -> None:
-    from . import (
-        attest_cmd,
-        bom_cmd,
-        fetch_cmd,
-        fleet_cmd,
-        rules_cmd,
-        scan_cmd,
-        sign_cmd,
-        verify_attestation_cmd,
-        verify_cmd,
-    )
-
-    cli.add_command(scan_cmd.scan)
-    cli.add_command(fetch_cmd.fetch)
-    cli.add_command(fleet_cmd.fleet)
-    cli.add_command(rules_cmd.rules)
-    cli.add_command(verify_cmd.verify)
-    cli.add_command(sign_cmd.sign)
-    cli.add_command(bom_cmd.bom)
-    cli.add_command(attest_cmd.attest)
-    cli.add_command(verify_attestation_cmd.verify_attestation)
     try:
         cli.main(prog_name="modeltrust", standalone_mode=True)
     except SystemExit:
