@@ -89,3 +89,51 @@ def test_info_findings_are_not_alerts() -> None:
     levels = {r["properties"]["severity"] for r in run["results"]}
     assert levels == {"critical"}  # the README's info finding is not an alert
     assert {r["id"] for r in run["tool"]["driver"]["rules"]} == {r["ruleId"] for r in run["results"]}
+
+
+def test_uris_name_the_file_that_was_scanned(tmp_path: Path) -> None:
+    """Relative paths stay relative (`.hidden/` is not `hidden/`), absolute ones are
+    file:// URIs, and spaces and other characters are percent-encoded."""
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    evil = (FIXTURES / "malicious" / "os_system_p4.pkl").read_bytes()
+    for name in (".hidden/evil.pkl", "my models/évil 1.pkl"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(evil)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        relative = sarif_of(".hidden", "./my models")
+    finally:
+        os.chdir(cwd)
+    absolute = sarif_of(str(tmp_path / ".hidden" / "evil.pkl"))
+
+    def uris(log: dict[str, object]) -> set[str]:
+        [run] = log["runs"]  # type: ignore[misc]
+        return {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+
+    assert uris(relative) == {".hidden/evil.pkl", "my%20models/%C3%A9vil%201.pkl"}
+    [uri] = uris(absolute)
+    assert urlsplit(uri).scheme == "file" and unquote(urlsplit(uri).path) == str(
+        tmp_path / ".hidden" / "evil.pkl"
+    )
+
+
+def test_targets_that_could_not_be_scanned_fail_the_invocation(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["scan", "--format", "sarif", str(tmp_path / "missing"), str(FIXTURES / "benign")]
+    )
+    assert result.exit_code == 2
+    log = json.loads(result.stdout)
+    [invocation] = log["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False
+    [notice] = invocation["toolExecutionNotifications"]
+    assert notice["level"] == "error" and "no such file" in notice["message"]["text"]
+    assert notice["properties"]["target"] == str(tmp_path / "missing")
+    if SCHEMA.exists():
+        jsonschema = pytest.importorskip("jsonschema")
+        schema = json.loads(SCHEMA.read_text())
+        jsonschema.validators.validator_for(schema)(schema).validate(log)
+    clean = sarif_of(str(FIXTURES / "benign" / "config.json"))
+    assert clean["runs"][0]["invocations"] == [{"executionSuccessful": True}]  # type: ignore[index]

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from ..findings import Finding, ScanReport, Severity
 from ..rules import RuleSet
@@ -37,10 +38,17 @@ _SECURITY_SEVERITY = {
 
 
 def _uri(path: str) -> str:
-    """Repository-relative POSIX paths for local files; hf:// URIs stay as they are."""
+    """A URI reference: relative POSIX paths for relative local paths (`./`
+    dropped, `.hidden/` kept), `file://` for absolute ones, hf:// as it is; spaces
+    and other bytes a URI cannot hold are percent-encoded (undecodable names as
+    their original bytes)."""
     if "://" in path:
-        return path
-    return PurePosixPath(path.replace("\\", "/")).as_posix().lstrip("./") or path
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{quote(rest, safe='/@:', errors='surrogateescape')}"
+    posix = PurePosixPath(path.replace("\\", "/"))
+    if posix.is_absolute():
+        return posix.as_uri()
+    return quote(posix.as_posix(), safe="/", errors="surrogateescape")
 
 
 def _rule(rule_id: str, rules: RuleSet | None, severity: Severity) -> dict[str, Any]:
@@ -100,6 +108,18 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
     return result
 
 
+def _invocation(report: ScanReport) -> dict[str, Any]:
+    """Targets that could not be scanned fail the invocation, so that a dashboard
+    never shows a run without results as a clean one."""
+    invocation: dict[str, Any] = {"executionSuccessful": not report.errors}
+    if report.errors:
+        invocation["toolExecutionNotifications"] = [
+            {"level": "error", "message": {"text": printable(e.message)}, "properties": {"target": e.target}}
+            for e in report.errors
+        ]
+    return invocation
+
+
 def report_to_sarif(report: ScanReport, rules: RuleSet | None = None) -> dict[str, Any]:
     # Code scanning shows every result as an alert; `info` findings (a README is
     # text data) stay in the JSON report.
@@ -124,6 +144,7 @@ def report_to_sarif(report: ScanReport, rules: RuleSet | None = None) -> dict[st
                     }
                 },
                 "results": [_result(f, index[f.rule_id]) for f in findings],
+                "invocations": [_invocation(report)],
                 "properties": {"rulesVersion": report.rules_version, "targets": list(report.targets)},
             }
         ],
