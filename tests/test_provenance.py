@@ -178,6 +178,22 @@ def test_keyless_needs_identity_and_issuer(model: Path) -> None:
     assert code == 2 and "--issuer" in err
 
 
+@pytest.mark.parametrize("which", ["garbage", "private"])
+def test_an_unusable_key_is_a_usage_error_even_without_a_signature(
+    model: Path, keys: KeyPair, tmp_path: Path, which: str
+) -> None:
+    """Exit 2 (not 1, "unsigned") whether or not the folder holds a signature."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    key = garbage if which == "garbage" else keys.private
+    for signed in (False, True):
+        if signed:
+            sign_model(model, KeySigner(keys.private))
+        for command in (("verify", str(model)), ("scan", str(model))):
+            code, _, err = run(*command, "--key", str(key))
+            assert code == 2 and err.startswith("error: ") and "Traceback" not in err, (command, signed, err)
+
+
 def test_ed25519_is_refused_for_model_signatures(model: Path, tmp_path: Path) -> None:
     ed = ed25519_key_pair(tmp_path)
     code, _, err = run("sign", str(model), "--key", str(ed.private))

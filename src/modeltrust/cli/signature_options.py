@@ -63,10 +63,26 @@ def verify_method(
             raise ConfigError("keyless verification needs both --identity and --issuer")
         return SigstoreVerifier(identity, issuer, staging, trust_config)
     if key is not None:
+        _require_public_key(key)
         return KeyVerifier(key)
     if certificate_chain:
         return CertificateVerifier(tuple(certificate_chain))
     return None
+
+
+def _require_public_key(path: Path) -> None:
+    """An unusable key is a usage error (exit 2), found before any signature is
+    looked for: a folder without a signature must not hide it behind exit 1."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        load_pem_public_key(path.read_bytes())
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        reason = str(exc).split(". ")[0].strip() or type(exc).__name__
+        raise ConfigError(
+            f"{path}: not a usable PEM public key ({reason})", hint="give the signer's public key"
+        ) from None
 
 
 def split_keys(keys: tuple[Path, ...]) -> tuple[Path | None, tuple[Path, ...]]:
