@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from modeltrust.cli.main import cli
@@ -103,6 +104,26 @@ def test_closed_pipe_keeps_the_verdict_exit_code(tmp_path: Path) -> None:
         err = process.stderr.read().decode()
         assert process.wait(timeout=120) == expected, err
         assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_a_report_that_cannot_be_written_is_one_error_line(fmt: str) -> None:
+    """stdout on a full disk: exit 2 with the reason, not an internal-error traceback."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "modeltrust", "scan", "--format", fmt, CLEAN],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        done.stderr.strip() == "error: cannot write the report to standard output (No space left on device)"
+    )
 
 
 def test_an_unreachable_hub_target_does_not_stop_a_local_one() -> None:

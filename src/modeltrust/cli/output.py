@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelTrustError
 
 
 def check_writable(*paths: str | None) -> None:
@@ -37,9 +37,11 @@ def write_atomic(path: str, text: str) -> None:
             stream.write(text)
         os.chmod(temp, 0o644)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(exc, OSError):  # a full disk, a quota: the user's to fix, not a crash
+            raise ModelTrustError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
         raise
 
 
@@ -51,6 +53,9 @@ def write_stdout(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+    except OSError as exc:  # stdout on a full disk: an error to report, not a crash
+        _silence_stdout()
+        raise ModelTrustError(f"cannot write the report to standard output ({exc.strerror or exc})") from None
 
 
 def _silence_stdout() -> None:
