@@ -80,6 +80,19 @@ def test_hub_dataset_is_summarised_with_its_card(hub: HubServer, tmp_path: Path)
     assert {f.format for f in summary.files} == {"parquet", "arrow", "arrow-stream"}
 
 
+@pytest.mark.parametrize(
+    "target", ["hf://datasets/org/tabular@main", "https://huggingface.co/datasets/org/tabular/tree/main"]
+)
+def test_a_hub_dataset_named_any_way_is_summarised_in_the_json_report(
+    hub: HubServer, tmp_path: Path, target: str
+) -> None:
+    code, report = _scan(hub, tmp_path, target)
+    [summary] = report["datasets"]  # type: ignore[misc]
+    assert code == 0 and summary["kind"] == "hub" and summary["license"] == "cc-by-4.0"
+    assert summary["root"] == report["sources"][0]["uri"]  # type: ignore[index]
+    assert {f["format"] for f in summary["files"]} == {"parquet", "arrow", "arrow-stream"}
+
+
 def test_poisoned_dataset_repo_fails(hub: HubServer, tmp_path: Path) -> None:
     code, report = _scan(hub, tmp_path, "hf://datasets/org/poisoned")
     rules = {f["rule_id"]: f for f in report["findings"]}  # type: ignore[union-attr]
