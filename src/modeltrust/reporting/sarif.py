@@ -44,11 +44,19 @@ def _uri(path: str) -> str:
     their original bytes)."""
     if "://" in path:
         scheme, rest = path.split("://", 1)
-        return f"{scheme}://{quote(rest, safe='/@:', errors='surrogateescape')}"
+        return f"{scheme}://{_quoted(rest, '/@:')}"
     posix = PurePosixPath(path.replace("\\", "/"))
     if posix.is_absolute():
-        return posix.as_uri()
-    return quote(posix.as_posix(), safe="/", errors="surrogateescape")
+        return "file://" + _quoted(posix.as_posix(), "/")
+    return _quoted(posix.as_posix(), "/")
+
+
+def _quoted(text: str, safe: str) -> str:
+    try:  # a name os.fsdecode made from bytes that are not UTF-8: those bytes
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # any other lone surrogate: kept, as the JSON report keeps it
+        data = text.encode("utf-8", "surrogatepass")
+    return quote(data, safe=safe)
 
 
 def _rule(rule_id: str, rules: RuleSet | None, severity: Severity) -> dict[str, Any]:
