@@ -239,6 +239,8 @@ def sniff_head(head: bytes, size: int) -> str:
         return ZLIB
     if head[:2] == b"\x5d\x00":  # joblib's LZMA test: properties byte and a small dictionary
         return LZMA
+    if _is_lzma_auto(head):
+        return LZMA  # what lzma.open / pandas (`.xz`) decode as LZMA-alone or lzip
     if looks_like_protocol0_pickle(head):
         return PICKLE
     if _is_pyc(head):
@@ -250,6 +252,30 @@ def _is_gguf(head: bytes) -> bool:
     from .scanners.gguf import has_gguf_header
 
     return has_gguf_header(head)
+
+
+def _is_lzma_auto(head: bytes) -> bool:
+    """A head liblzma's auto decoder (Python's `lzma.open`, pandas' `.xz`)
+    decodes besides xz: lzip (versions 0 and 1), or an LZMA-alone header as
+    its picky check accepts it (lc + lp <= 4, a dictionary of 2^n or
+    2^n + 2^(n-1) bytes, a size under 2^38 or unknown) followed by the range
+    coder's zero byte. A stream that declares 0 bytes holds no payload."""
+    if head[:4] == b"LZIP":
+        return len(head) > 5 and head[4] in (0, 1)
+    if len(head) < 14 or head[0] >= 225 or head[13] != 0:
+        return False
+    props = head[0]
+    if props % 9 + props // 9 % 5 > 4:
+        return False
+    dictionary = int.from_bytes(head[1:5], "little")
+    if dictionary != 0xFFFFFFFF:
+        d = (dictionary - 1) & 0xFFFFFFFF
+        for shift in (2, 3, 4, 8, 16):
+            d |= d >> shift
+        if (d + 1) & 0xFFFFFFFF != dictionary:
+            return False
+    size = int.from_bytes(head[5:13], "little")
+    return size == (1 << 64) - 1 or 0 < size < 1 << 38
 
 
 def _is_pyc(head: bytes) -> bool:

@@ -135,7 +135,8 @@ def _clamp_xz(head: bytes) -> bytes | None:
 
 
 class _Clamped:
-    """An LZMA decoder (xz or LZMA-alone) whose header's dictionary is clamped."""
+    """An LZMA decoder (xz or LZMA-alone) whose header's dictionary is clamped
+    (lzip streams, sniffed as LZMA too, are decoded as the auto decoder does)."""
 
     def __init__(self, alone: bool) -> None:
         import lzma
@@ -149,6 +150,11 @@ class _Clamped:
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
         if self._header and data:
             self._header = False
+            if data.startswith(b"LZIP"):  # lzip, which only the auto decoder reads
+                import lzma
+
+                self._engine = lzma.LZMADecompressor(format=lzma.FORMAT_AUTO, memlimit=LZMA_MEMLIMIT)
+                return self._engine.decompress(data, max_length)
             patched = self._clamp(data)
             if patched is not None:
                 data, self.clamped = patched, True
