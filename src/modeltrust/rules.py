@@ -5,7 +5,7 @@ Three kinds of file exist:
 - `pickle-deny`: dangerous imports, each with a severity and a reason,
 - `pickle-allow`: known-safe imports, grouped under a reason. Version 2 names
   each class or function exactly, by the module that defines it, with a kind
-  (constructor, import-only, calls-arguments); version 1 (globs, every entry a
+  (constructor, import-only, calls-arguments, new-only); version 1 (globs, every entry a
   constructor) is still read for users' own files.
 
 Unknown keys are errors: a typo in a rule must not silently weaken a scan.
@@ -117,6 +117,10 @@ class AllowKind(Enum):
     """May be referenced (a value, a class held as data); calling it is not allowed."""
     CALLS_ARGUMENTS = "calls-arguments"
     """Safe itself, but it calls the arguments at the listed positions."""
+    NEW_ONLY = "new-only"
+    """A class pickle instantiates without calling it (NEWOBJ, copyreg.__newobj__:
+    `cls.__new__`, then BUILD sets its state); calling it runs `__init__`,
+    which reads files or calls arguments (xgboost's `Booster(model_file=...)`)."""
 
 
 class ImportVerdict(NamedTuple):

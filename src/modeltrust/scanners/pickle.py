@@ -478,7 +478,11 @@ def _judge_import(ctx: PickleContext, ref: Ref, opcode: str) -> None:
         denied.setdefault(key, [opcode, ref.offset, ""])
 
 
-def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> None:
+def _judge_call(
+    ctx: PickleContext, func: object, args: object, offset: int, opcode: str, creates: bool = False
+) -> None:
+    """Judge calling `func`; `creates` says the unpickler only instantiates it
+    (NEWOBJ or copyreg's rebuilders run `cls.__new__`, not `cls(...)`)."""
     if isinstance(func, Ref):
         verdict = func.verdict.verdict
         if (func.module, func.name) in _FOLDED_HELPERS:  # a call that was not folded
@@ -500,6 +504,16 @@ def _judge_call(ctx: PickleContext, func: object, args: object, offset: int, opc
                 offset,
                 f"{opcode} calls {func.dotted}, which the allowlist admits only as a reference "
                 f"(import-only), with ({describe(args)})",
+                subject=func.dotted,
+                once_key="call",
+            )
+        elif func.verdict.kind is AllowKind.NEW_ONLY and not creates:
+            ctx.report(
+                "pickle-unknown-call",
+                offset,
+                f"{opcode} calls {func.dotted}, which the allowlist admits only as a class the "
+                "unpickler instantiates without calling (new-only: NEWOBJ, copyreg.__newobj__), "
+                f"with ({describe(args)})",
                 subject=func.dotted,
                 once_key="call",
             )
@@ -1354,6 +1368,9 @@ def _may_be_str(value: object) -> bool:
 
 
 _GETATTR = {("builtins", "getattr"), ("__builtin__", "getattr")}
+# Opcodes that instantiate their class (`cls.__new__`) rather than call it.
+_CREATING_OPCODES = frozenset({"NEWOBJ", "NEWOBJ_EX"})
+_CLASS_KINDS = frozenset({AllowKind.CONSTRUCTOR, AllowKind.NEW_ONLY})
 _FOLDED_HELPERS = _GETATTR | {
     helpers.LOAD_TYPE,
     helpers.EVAL_REPR,
@@ -1478,7 +1495,7 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
     ):
         ctx.stats.vouched.add((func.module, func.name))
         return None
-    _judge_call(ctx, func, args, offset, opcode)
+    _judge_call(ctx, func, args, offset, opcode, creates=opcode in _CREATING_OPCODES)
     if isinstance(func, Ref):
         if type(args) is not tuple and (func.calls or (func.module, func.name) in _LOADERS):
             ctx.report(
@@ -1495,7 +1512,9 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
                 if _may_be_callable(called) and not (
                     isinstance(called, Ref) and (called.module, called.name) == ("builtins", "object")
                 ):
-                    _judge_call(ctx, called, args[index + 1 :], offset, f"{opcode} via {func.dotted}")
+                    creates = index == 0 and (func.module, func.name) in _INSTANCE_FACTORIES
+                    via = f"{opcode} via {func.dotted}"
+                    _judge_call(ctx, called, args[index + 1 :], offset, via, creates)
         _inspect_loader_call(ctx, func, args, offset)
     return None
 
@@ -1511,7 +1530,7 @@ def _is_allowed_class_instance(value: Call) -> bool:
     verdict = func.verdict
     return (
         verdict.verdict is Verdict.ALLOWED
-        and verdict.kind is AllowKind.CONSTRUCTOR
+        and verdict.kind in _CLASS_KINDS
         and func.name.rpartition(".")[2][:1].isupper()
     )
 
@@ -1539,7 +1558,7 @@ def _rebuilds_own_class(func: Ref, args: object) -> bool:
         isinstance(cls, Ref)
         and cls.module == func.module
         and cls.verdict.verdict is Verdict.ALLOWED
-        and cls.verdict.kind is AllowKind.CONSTRUCTOR
+        and cls.verdict.kind in _CLASS_KINDS
     ):
         return False
     if func.name.startswith(_CYTHON_UNPICKLE):
