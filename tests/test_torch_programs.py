@@ -61,11 +61,12 @@ def test_lite_interpreter_bytecode_is_a_program(tmp_path: Path) -> None:
     assert "torchscript-program" in rules_of(report, Severity.HIGH)
 
 
-def test_dangerous_operator_in_torchscript_code_stays_critical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", ["code", "CODE"])  # miniz finds records in any case
+def test_dangerous_operator_in_torchscript_code_stays_critical(tmp_path: Path, folder: str) -> None:
     data = _zip({
         "m/data.pkl": b"\x80\x02}q\x00.",
         "m/constants.pkl": b"\x80\x02).",
-        "m/code/__torch__.py": b"def forward(self):\n  return torch.from_file('/etc/passwd')\n",
+        f"m/{folder}/__torch__.py": b"def forward(self):\n  return torch.from_file('/etc/passwd')\n",
     })  # fmt: skip
     report = scan_bytes(tmp_path, data, "model.pt")
     assert {"torchscript-code", "torchscript-program"} <= set(rules_of(report, Severity.HIGH))
@@ -182,3 +183,12 @@ def test_weight_raw_in_one_config_and_pickled_in_another_is_walked(tmp_path: Pat
     extra[f"{root}/data/constants/tensor_0"] = b"cos\nsystem\n(Vx\ntR."
     report = scan_bytes(tmp_path, _edited(DYNAMIC, extra=extra), "model.pt2")
     assert report.max_severity is Severity.CRITICAL, report.findings
+
+
+@pytest.mark.parametrize(
+    "name", ["whole_module.pt", "state_dict.pt", "optimizer.pt", "legacy_state_dict.pt", "many_tensors.pt"]
+)
+def test_committed_torch_save_checkpoints_are_not_programs(name: str) -> None:
+    report = scan_paths(FIXTURES / "benign" / name)
+    assert "torchscript-program" not in {f.rule_id for f in report.findings}
+    assert report.artifacts[0].scanner != "unverified"

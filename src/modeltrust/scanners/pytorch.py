@@ -59,8 +59,8 @@ def _role(name: str) -> str:
     base = parts[-1]
     if base.endswith("pkl"):  # data.pkl, constants.pkl, *.debug_pkl
         return "pickle"
-    if "code" in parts[:-1] and base.endswith(".py"):
-        return "code"
+    if "code" in (p.lower() for p in parts[:-1]) and base.lower().endswith(".py"):
+        return "code"  # found by miniz in any case, like the pickle records
     if len(parts) >= 2 and parts[-2] == "data" and base.isdigit():
         return "tensor"
     if base in _METADATA:
