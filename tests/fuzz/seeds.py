@@ -79,6 +79,23 @@ def msgpack_seeds() -> list[bytes]:
     return [msgpack.packb(params), msgpack.packb(nested), msgpack.packb({"x": ext, "y": [None, True, 1.5]})]
 
 
+def ubjson_seeds() -> list[bytes]:
+    """XGBoost binary models: hand-built UBJSON of every marker, a real model when xgboost is installed."""
+    from ..test_ubjson import KITCHEN_SINK
+
+    nested = b"[" * 40 + b"]" * 40
+    found = [KITCHEN_SINK, nested, b"{U\x01a[$d#U\x02" + b"\x00" * 8 + b"}"]
+    if importlib.util.find_spec("xgboost") is not None:
+        import numpy as np
+        import xgboost as xgb
+
+        rng = np.random.default_rng(0)
+        data = xgb.DMatrix(rng.normal(size=(20, 2)), label=np.arange(20) % 2)
+        booster = xgb.train({"max_depth": 2, "nthread": 1}, data, num_boost_round=2)
+        found.append(bytes(booster.save_raw("ubj")))
+    return found
+
+
 def saved_dataset_seeds() -> list[bytes]:
     state = {
         "_data_files": [{"filename": "data-00000-of-00001.arrow"}, {"filename": "../outside.arrow"}],

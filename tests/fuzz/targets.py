@@ -360,6 +360,12 @@ def _more_targets() -> list[Target]:
             _MSGPACK_TOKENS,
         ),
         Target(
+            "ubjson",
+            _scanner_target("ubjson"),
+            seeds.ubjson_seeds,
+            (b"[$d#L", b"L\x7f\xff\xff\xff\xff\xff\xff\xff", b"{#U\xff", b"N", b"H", b"[$[#U\x02"),
+        ),
+        Target(
             "sentencepiece",
             _scanner_target("sentencepiece"),
             lambda: fixture_seeds("sentencepiece"),
