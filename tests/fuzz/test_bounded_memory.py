@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,34 @@ def test_top_level_reader_agrees_with_json_loads(document: bytes, monkeypatch: p
 
 def test_deep_nesting_is_walked_without_recursion(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsontop, "WHOLE", 0)
-    assert jsontop.loads(b'{"a": ' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"}", {"b"}) == {}
+    depth = jsontop.MAX_DEPTH - 10
+    assert jsontop.loads(b'{"a": ' + b"[" * depth + b"]" * depth + b"}", {"b"}) == {}
+    with pytest.raises(ValueError, match="deeper"):  # json.loads gives up far earlier
+        jsontop.loads(b'{"a": ' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"}", {"b"})
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        b"[" + b"{}," * 3_000_000 + b"{}]",  # millions of leaf containers: one regex match
+        b'{"model": {"merges": [' + b'["a", "b"],' * 800_000 + b'["a", "b"]]}, "auto_map": "x.Y"}',
+        b"{" + b"".join(b'"k%d": %d,' % (i, i) for i in range(700_000)) + b'"auto_map": "x.Y"}',
+    ],
+    ids=["wide", "pairs", "many-keys"],
+)
+def test_wide_documents_are_walked_quickly(shape: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsontop, "WHOLE", 0)
+    started = time.perf_counter()
+    found = jsontop.loads(shape, {"auto_map"})
+    assert found in (None, {"auto_map": "x.Y"})
+    assert time.perf_counter() - started < 2
+
+
+def test_containers_past_the_step_budget_are_too_complex(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsontop, "WHOLE", 0)
+    monkeypatch.setattr(jsontop, "MAX_STEPS", 1000)
+    with pytest.raises(jsontop.TooComplex):
+        jsontop.loads(b"[" + b"[[[[]]]]," * 1000 + b"[]]", {"a"})
 
 
 # --- Python in pieces: the same tree as one parse --------------------------------------

@@ -274,6 +274,9 @@ class JsonConfigScanner:
         except TooLarge:
             ctx.report("scan-unverified", location, f"JSON over {MAX_JSON} bytes was not parsed", self.name)
             return
+        except jsontop.TooComplex as exc:
+            ctx.report("scan-limit", location, f"JSON not fully read: {exc}", self.name, subject="json")
+            return
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             if named(location, ".json"):
                 message = f"named as JSON but does not parse: {type(exc).__name__}"

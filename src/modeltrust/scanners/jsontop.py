@@ -19,11 +19,48 @@ from collections.abc import Collection
 WHOLE = 4 << 20
 """Documents up to this size are parsed whole, as json.loads reads them."""
 
-_SPACE = re.compile(rb"[ \t\n\r]*+")
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_TO_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+")*+([\[\]{}]|")', re.DOTALL)
+MAX_DEPTH = 5_000
+"""Deeper documents are rejected (json.loads stops near the recursion limit, 1,000)."""
+MAX_STEPS = 2_000_000
+"""Brackets the walk visits one by one (leaf containers and runs of plain
+members are skipped whole by the regex engine); past it, TooComplex."""
+
+_WS = rb"[ \t\n\r]*+"
+_STR = rb'"(?:[^"\\]++|\\.)*+"'
+_ATOM = rb"(?:[^\"\[\]{}]++|" + _STR + rb")"
+_LEAF = rb"(?:\[" + _ATOM + rb"*+\]|\{" + _ATOM + rb"*+\})"
+_NEST = rb"(?:\[(?:" + _ATOM + rb"|" + _LEAF + rb")*+\]|\{(?:" + _ATOM + rb"|" + _LEAF + rb")*+\})"
+_SPACE = re.compile(_WS)
+_STRING = re.compile(_STR, re.DOTALL)
+_TO_BRACKET = re.compile(rb"(?:" + _ATOM + rb"|" + _NEST + rb"|" + _LEAF + rb")*+([\[\]{}]|\")", re.DOTALL)
 _SCALAR = re.compile(rb"[^,\]}\s]++")
 _CLOSER = {ord("["): ord("]"), ord("{"): ord("}")}
+
+
+MAX_CONTAINERS = 1_500_000
+"""Objects and arrays a document parsed whole may hold (json.loads builds
+each: 16 MB of `[],` would be 5 million lists, 300 MB)."""
+
+
+def too_many_containers(raw: bytes | str) -> int | None:
+    """The (over-)count of objects and arrays in `raw` when past MAX_CONTAINERS
+    (brackets inside strings count too: a bound, found at C speed)."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    count = data.count(b"{") + data.count(b"[")
+    return count if count > MAX_CONTAINERS else None
+
+
+class TooComplex(ValueError):
+    """The document has more containers than the walk visits one by one."""
+
+
+def _plain_members(keys: Collection[str]) -> re.Pattern[bytes]:
+    """A run of `"key": value,` members whose keys need no decoding and are
+    not asked for, and whose values are strings, scalars or shallow containers."""
+    wanted = b"|".join(re.escape(json.dumps(k).encode()) for k in sorted(keys)) or b"(?!)"
+    value = rb"(?:" + _STR + rb"|[^\"\[\]{},\s]++|" + _NEST + rb"|" + _LEAF + rb")"
+    member = rb"(?!(?:" + wanted + rb")" + _WS + rb':)"[^"\\]*+"' + _WS + rb":" + _WS + value
+    return re.compile(rb"(?:" + member + _WS + rb"," + _WS + rb")*+", re.DOTALL)
 
 
 def loads(raw: bytes, keys: Collection[str]) -> object:
@@ -33,7 +70,7 @@ def loads(raw: bytes, keys: Collection[str]) -> object:
     read). Raises ValueError (UnicodeDecodeError included) where json.loads
     would reject the document's structure."""
     if len(raw) <= WHOLE:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))  # at most 2 million containers: ~130 MB
     _check_utf8(raw)
     if raw.startswith(codecs.BOM_UTF8):
         raise ValueError("Unexpected UTF-8 BOM")
@@ -42,7 +79,7 @@ def loads(raw: bytes, keys: Collection[str]) -> object:
         end = skip_value(raw, start)
         _expect_end(raw, end)
         return None
-    found, end = _top_object(raw, start, frozenset(keys))
+    found, end = _top_object(raw, start, frozenset(keys), _plain_members(keys))
     _expect_end(raw, end)
     return found
 
@@ -59,12 +96,15 @@ def _expect_end(raw: bytes, end: int) -> None:
         raise ValueError(f"Extra data at byte {end}")
 
 
-def _top_object(raw: bytes, start: int, keys: frozenset[str]) -> tuple[dict[str, object], int]:
+def _top_object(
+    raw: bytes, start: int, keys: frozenset[str], plain: re.Pattern[bytes]
+) -> tuple[dict[str, object], int]:
     found: dict[str, object] = {}
     pos = _SPACE.match(raw, start + 1).end()  # type: ignore[union-attr]
     if raw[pos : pos + 1] == b"}":
         return found, pos + 1
     while True:
+        pos = plain.match(raw, pos).end()  # type: ignore[union-attr]
         key_match = _STRING.match(raw, pos)
         if key_match is None:
             raise ValueError(f"Expecting property name at byte {pos}")
@@ -102,14 +142,20 @@ def skip_value(raw: bytes, pos: int) -> int:
         return match.end()
     closers = [_CLOSER[raw[pos]]]
     pos += 1
+    steps = 0
     while closers:
         match = _TO_BRACKET.match(raw, pos)
-        if match is None or match.end(1) == match.start(1) or match.group(1) == b'"':
+        if match is None or match.group(1) == b'"':
             raise ValueError(f"Unterminated value at byte {pos}")
         bracket = raw[match.start(1)]
         pos = match.end()
         if bracket in _CLOSER:
             closers.append(_CLOSER[bracket])
+            if len(closers) > MAX_DEPTH:
+                raise ValueError(f"nests deeper than {MAX_DEPTH} levels at byte {pos}")
         elif bracket != closers.pop():
             raise ValueError(f"Mismatched bracket at byte {pos - 1}")
+        steps += 1
+        if steps > MAX_STEPS:
+            raise TooComplex(f"more than {MAX_STEPS} nested containers before byte {pos}")
     return pos

@@ -135,6 +135,13 @@ def parse_config(raw: bytes | str, location: Location, ctx: ScanContext) -> obje
         message = f"Keras config of {len(raw)} bytes is over the {limit}-byte limit; it was not analysed"
         ctx.report("scan-limit", location, message, SCANNER)
         return None
+    from .jsontop import MAX_CONTAINERS, too_many_containers
+
+    containers = too_many_containers(raw)
+    if containers is not None:
+        message = f"Keras config holds ~{containers} objects and arrays (over {MAX_CONTAINERS}); not analysed"
+        ctx.report("scan-limit", location, message, SCANNER)
+        return None
     try:
         parsed: object = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
         return parsed

@@ -7,6 +7,7 @@ If/Loop/Scan attributes, functions) is bounded."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..findings import Location
@@ -69,10 +70,18 @@ def _outside_folder(model_path: str, data_path: str) -> str | None:
 class _Walk:
     location: Location
     ctx: ScanContext | None
+    check_time: Callable[[], None]
     nodes: int = 0
+    steps: int = 0
     custom_ops: dict[str, int] = field(default_factory=dict)
     external: list[str] = field(default_factory=list)
     """Every external-data location, as written."""
+
+    def step(self) -> None:
+        """Count a field walked; every 16,384 the file's time budget is checked."""
+        self.steps += 1
+        if not self.steps & 0x3FFF:
+            self.check_time()
 
     def report(self, rule: str, location: Location, message: str, subject: str) -> None:
         if self.ctx is not None:
@@ -114,13 +123,11 @@ class _Walk:
 
     def node(self, msg: Message, depth: int) -> None:
         self.nodes += 1
-        # ctx is None when the repository pass only lists external data
-        if not self.nodes & 0xFFFF and self.ctx is not None:
-            self.ctx.check_time()
         if self.nodes > MAX_NODES:
             raise WireError(f"more than {MAX_NODES} nodes", msg.start)
         op_type = domain = ""
         for f in msg.fields():
+            self.step()
             if f.wire_type != LEN:
                 continue
             if f.number == NODE_OP_TYPE:
@@ -134,6 +141,7 @@ class _Walk:
 
     def attribute(self, msg: Message, depth: int) -> None:
         for f in msg.fields():
+            self.step()
             if f.wire_type != LEN:
                 continue
             if f.number in (ATTR_G, ATTR_GRAPHS):
@@ -153,6 +161,7 @@ class _Walk:
         if depth > MAX_GRAPH_DEPTH:
             raise WireError(f"subgraphs nest deeper than {MAX_GRAPH_DEPTH}", msg.start)
         for f in msg.fields():
+            self.step()
             if f.wire_type != LEN:
                 continue
             if f.number == GRAPH_NODE:
@@ -181,7 +190,7 @@ class OnnxScanner:
     formats = ("onnx",)
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
-        walk = _Walk(location, ctx)
+        walk = _Walk(location, ctx, ctx.check_time)
         model = Message(reader)
         functions: list[str] = []
         opsets: list[tuple[str, int]] = []
@@ -249,9 +258,10 @@ class OnnxScanner:
             )
 
 
-def external_data_files(reader: ByteReader) -> list[str]:
-    """The external-data locations an ONNX model names (for the repository pass)."""
-    walk = _Walk(Location(""), None)
+def external_data_files(reader: ByteReader, check_time: Callable[[], None]) -> list[str]:
+    """The external-data locations an ONNX model names (for the repository
+    pass; `check_time` raises LimitReached when its time is spent)."""
+    walk = _Walk(Location(""), None, check_time)
     model = Message(reader)
     try:
         for f in model.fields():

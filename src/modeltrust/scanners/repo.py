@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from ..findings import Location
 from ..reader import ByteReader, TooLarge, read_all
 from . import jsontop
-from .base import ScanContext
+from .base import Deadline, LimitReached, ScanContext
 from .pycalls import ImportEdge
 
 SCANNER = "repo"
@@ -287,12 +287,18 @@ def _onnx_external_data(path: str, files: dict[str, RepoFile], ctx: ScanContext)
     data rather than as unverified binaries. Anything else found in them stays."""
     from .onnx import external_data_files
 
+    stopped = {"scan-limit", "onnx-malformed"}
+    if any(f.rule_id in stopped and f.location == files[path].location for f in ctx.findings):
+        return  # the per-file walk stopped short: a second one would too (and take as long)
     try:
         reader = files[path].open()
     except OSError:
         return
+    deadline = Deadline(ctx.limits.file_seconds(reader.size))
     try:
-        locations = external_data_files(reader)
+        locations = external_data_files(reader, deadline.check)
+    except LimitReached:
+        return  # the per-file scan reports the limit; its data files stay unverified
     finally:
         _close(reader)
     base = posixpath.dirname(path)

@@ -79,6 +79,15 @@ class SafetensorsScanner:
 
     @staticmethod
     def _parse(raw: bytes, location: Location, ctx: ScanContext) -> dict[str, Any] | None:
+        from .jsontop import MAX_CONTAINERS, too_many_containers
+
+        containers = too_many_containers(raw)
+        if containers is not None:
+            message = (
+                f"header holds ~{containers} objects and arrays (limit {MAX_CONTAINERS}); it was not parsed"
+            )
+            ctx.report("scan-limit", location.at(8), message, SCANNER)
+            return None
         try:
             header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except _Duplicate as exc:
