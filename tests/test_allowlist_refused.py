@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modeltrust.findings import Severity
-from modeltrust.rules import RuleSet, Verdict
+from modeltrust.rules import AllowKind, RuleSet, Verdict
 
 from . import oracle
 from .conftest import MARKER, scan_bytes
@@ -88,7 +88,6 @@ def test_refused_payload_is_high(technique: str, tmp_path: Path, rules: RuleSet)
         ("scipy.stats._continuous_distns", "norm_gen"),
         ("scipy.stats._distn_infrastructure", "rv_continuous_frozen"),
         ("collections", "namedtuple"),
-        ("accelerate.state", "PartialState"),
         ("operator", "attrgetter"),
         ("builtins", "getattr"),
         ("torch._C", "PyTorchFileWriter"),
@@ -139,3 +138,20 @@ def test_partial_of_check_array_as_sklearn_writes_it_is_clean(tmp_path: Path, ru
         rules=rules,
     )
     assert not [f for f in report.findings if f.severity >= Severity.MEDIUM]
+
+
+def test_partial_state_is_created_never_called(rules: RuleSet, tmp_path: Path) -> None:
+    """accelerate's PartialState (in every TrainingArguments) is new-only: NEWOBJ
+    + BUILD fill its __dict__; calling it may start a distributed process group."""
+    pytest.importorskip("accelerate", reason="accelerate is in the fixtures extra")
+    verdict = rules.classify("accelerate.state", "PartialState")
+    assert verdict.kind is AllowKind.NEW_ONLY
+    created = b"\x80\x02" + _global("accelerate.state", "PartialState") + b")\x81}" + _str("x") + b"K\x01sb."
+    assert not [
+        f
+        for f in scan_bytes(tmp_path, created, "a.pkl", rules=rules).findings
+        if f.severity >= Severity.MEDIUM
+    ]
+    called = b"\x80\x02" + _global("accelerate.state", "PartialState") + b")R."
+    report = scan_bytes(tmp_path, called, "b.pkl", rules=rules)
+    assert report.max_severity is not None and report.max_severity >= Severity.HIGH

@@ -1024,7 +1024,8 @@ def _walk(
                 stack.append(())
             elif op == 0x51:  # BINPERSID
                 pid = stack[-1]
-                stack[-1] = Persistent(pid)
+                module_class = _torch_module_record(pid) if ctx.expect_persistent_ids else None
+                stack[-1] = module_class if module_class is not None else Persistent(pid)
                 if not ctx.expect_persistent_ids:
                     _report_persid(ctx, base + op_pos, pid)
             elif op == 0x89:  # NEWFALSE
@@ -1800,6 +1801,17 @@ def _append_items(ctx: PickleContext, target: object, items: list[object], offse
         _judge_instance(ctx, target, offset, opcode, "append")
     elif not isinstance(target, BytesValue):
         raise Malformed(f"{opcode} on a {type(target).__name__} value", offset)
+
+
+def _torch_module_record(pid: object) -> Ref | None:
+    """Legacy `torch.save` of a whole module writes each module class as the
+    persistent id `('module', cls, source_file, source)`, and torch's legacy
+    persistent_load returns `cls` itself (after comparing the sources): the
+    value is that import, judged like any (the zip format's loader refuses
+    such ids, so reading them this way only ever walks further)."""
+    if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module" and isinstance(pid[1], Ref):
+        return pid[1]
+    return None
 
 
 def _report_persid(ctx: PickleContext, offset: int, pid: object) -> None:
