@@ -26,10 +26,10 @@ from .pickle import (
     COMPUTED_KEY,
     FLOAT,
     KEEP_ITEMS,
-    LONG_TEXT,
     BuildHook,
     BytesValue,
     Call,
+    LongText,
     Malformed,
     NotModelled,
     Opaque,
@@ -147,7 +147,7 @@ def _apply_state(attrs: dict[object, object], state: object, where: int) -> None
             if COMPUTED_KEY in part:
                 raise NotModelled("joblib array wrapper state has a key computed while loading", where)
             attrs.update(part)
-        elif isinstance(part, (list, tuple, str, int, BytesValue)) or part is LONG_TEXT:
+        elif isinstance(part, (list, tuple, str, int, BytesValue, LongText)):
             raise Malformed("joblib array wrapper state is not a dict", where)  # no .items()
         else:
             raise NotModelled(f"joblib array wrapper state is {describe(part)}", where)

@@ -91,8 +91,29 @@ class Opaque:
         return f"<{self.kind}>"
 
 
+class LongText(Opaque):
+    """A str longer than KEEP_TEXT, kept as its UTF-8 window on the reader (so a
+    constant fold such as `_codecs.encode(text, 'latin1')`, how protocols 0-2
+    store bytes, can read it back within its budget) or with no window."""
+
+    def __init__(
+        self, reader: ByteReader | None = None, offset: int = 0, length: int = 0, escaped: bool = False
+    ) -> None:
+        super().__init__("long text")
+        self.reader = reader
+        self.offset = offset
+        self.length = length
+        self.escaped = escaped  # UNICODE's raw-unicode-escape line, not UTF-8
+
+    def text(self) -> str | None:
+        if self.reader is None:
+            return None
+        raw = self.reader.read_at(self.offset, self.length)
+        return str(raw, "raw-unicode-escape") if self.escaped else raw.decode("utf-8", "surrogatepass")
+
+
 FLOAT = Opaque("float")
-LONG_TEXT = Opaque("long text")
+LONG_TEXT = LongText()
 LONG_INT = Opaque("long int")
 BUFFER = Opaque("out-of-band buffer")
 
@@ -416,7 +437,7 @@ def _as_arguments(args: object, offset: int, opcode: str) -> object:
     (judged as arguments the walk cannot line up); only non-iterables stop."""
     if isinstance(args, list):
         return tuple(args)
-    if isinstance(args, (str, dict, BytesValue)) or args is LONG_TEXT or _may_be_callable(args):
+    if isinstance(args, (str, dict, BytesValue, LongText)) or _may_be_callable(args):
         return args
     raise Malformed(
         f"{opcode} arguments are a {type(args).__name__} value, which no unpickler unpacks", offset
@@ -558,7 +579,7 @@ def _fold_bytes(value: object, budget: int) -> bytes | None:
             return None
         if name in _ENCODE:
             encoding = args[1] if len(args) > 1 and isinstance(args[1], str) else "utf-8"
-            if not isinstance(args[0], str) or encoding.replace("-", "").lower() not in {
+            if not isinstance(args[0], (str, LongText)) or encoding.replace("-", "").lower() not in {
                 "latin1",
                 "latin_1",
                 "iso88591",
@@ -576,6 +597,11 @@ def _fold_bytes(value: object, budget: int) -> bytes | None:
         data = leaf.tobytes()
     elif isinstance(leaf, str) and chain:
         data = leaf
+    elif isinstance(leaf, LongText) and chain and leaf.length <= budget:
+        text = leaf.text()
+        if text is None:
+            return None
+        data = text
     else:
         return None
     for name in reversed(chain):
@@ -966,7 +992,7 @@ def _walk(
                 if n <= KEEP_TEXT:
                     stack.append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
                 else:
-                    stack.append(LONG_TEXT)
+                    stack.append(LongText(reader, base + pos, n))
                 pos += n
                 if pos < limit:  # fused: the PUT that usually follows
                     nxt = data[pos]
@@ -1126,7 +1152,7 @@ def _walk(
                 if n <= KEEP_TEXT:
                     stack.append(data[pos : pos + n].decode("utf-8", "surrogatepass"))
                 else:
-                    stack.append(LONG_TEXT)
+                    stack.append(LongText(reader, base + pos, n))
                 pos += n
             elif op == 0x55:  # SHORT_BINSTRING
                 n = data[pos]
@@ -1254,8 +1280,12 @@ def _walk(
                 if not ctx.expect_persistent_ids:
                     _report_persid(ctx, base + op_pos, pid)
             elif op == 0x56:  # UNICODE
+                start = pos
                 line, pos = _read_line(data, pos, final, base + op_pos)
-                stack.append(str(line, "raw-unicode-escape") if len(line) <= KEEP_TEXT else LONG_TEXT)
+                if len(line) <= KEEP_TEXT:
+                    stack.append(str(line, "raw-unicode-escape"))
+                else:
+                    stack.append(LongText(reader, base + start, len(line), escaped=True))
             elif op == 0x53:  # STRING
                 line, pos = _read_line(data, pos, final, base + op_pos)
                 stack.append(_decode_string_literal(bytes(line), base + op_pos))
@@ -1365,7 +1395,7 @@ def _may_be_str(value: object) -> bool:
         return True
     if isinstance(value, BytesValue):
         return value.text
-    return value is LONG_TEXT
+    return isinstance(value, LongText)
 
 
 _GETATTR = {("builtins", "getattr"), ("__builtin__", "getattr")}
@@ -1717,7 +1747,7 @@ def _truthy(value: object) -> bool:
         return value != 0
     if isinstance(value, BytesValue):
         return value.length > 0
-    return value is LONG_TEXT
+    return isinstance(value, LongText)
 
 
 def _record_key(target: dict[object, object], key: object, value: object) -> None:
