@@ -47,7 +47,9 @@ def walk_as_loaded(reader: ByteReader, location: Location, ctx: ScanContext, sta
     would; report what it runs, not where it gives up. True if the walk found
     a complete pickle or anything to report."""
     own = replace(ctx, findings=[], deep=False)
-    pctx = scan_pickle_reader(reader, location, own, chunk_size=_CHUNK, start=start)
+    pctx = scan_pickle_reader(
+        reader, location, own, chunk_size=_CHUNK, start=start, importable_names_only=True
+    )
     here = [
         f for f in own.findings if f.location.path == location.path and f.location.members == location.members
     ]

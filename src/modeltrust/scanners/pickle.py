@@ -304,6 +304,7 @@ class PickleContext:
         torchscript: bool = False,
         shared: SharedBudget | None = None,
         check_time: Callable[[], None] | None = None,
+        importable_names_only: bool = False,
     ) -> None:
         self.rules = rules
         # TorchScript archives name their classes `__torch__.*`; torch.jit.load
@@ -330,6 +331,10 @@ class PickleContext:
         self.shared = shared if shared is not None else SharedBudget()
         # The file's time budget: raises (the engine's limit) when it is spent.
         self.check_time = check_time
+        # A file that is not a pickle by format (text walked as one): a GLOBAL
+        # or INST module line that is no dotted name of identifiers stops the
+        # walk, as the loader stops in find_class (ModuleNotFoundError).
+        self.importable_names_only = importable_names_only
         # Findings per rule id, and how many past MAX_FINDINGS_PER_RULE were not listed.
         self.counts: dict[str, int] = {}
         self.suppressed: dict[str, int] = {}
@@ -1128,6 +1133,10 @@ def _walk(
                 stack[-1] = _stack_global(ctx, classify, module, name, base + op_pos)
             elif op == 0x63:  # GLOBAL
                 module_s, name_s, pos = _read_global_args(data, pos, final, base + op_pos)
+                if ctx.importable_names_only and not _importable(module_s):
+                    raise Malformed(
+                        f"GLOBAL module {_short(module_s, 60)!r} is no importable name", base + op_pos
+                    )
                 ref = Ref(module_s, name_s, base + op_pos, classify(module_s, name_s))
                 _judge_import(ctx, ref, "GLOBAL")
                 stack.append(ref)
@@ -1252,6 +1261,10 @@ def _walk(
                     _on_call(ctx, cls, args, base + op_pos, "OBJ")
             elif op == 0x69:  # INST
                 module_s, name_s, pos = _read_global_args(data, pos, final, base + op_pos)
+                if ctx.importable_names_only and not _importable(module_s):
+                    raise Malformed(
+                        f"INST module {_short(module_s, 60)!r} is no importable name", base + op_pos
+                    )
                 ref = Ref(module_s, name_s, base + op_pos, classify(module_s, name_s))
                 _judge_import(ctx, ref, "INST")
                 args = tuple(stack)
@@ -1343,6 +1356,13 @@ def _read_line(data: bytes, pos: int, final: bool, where: int) -> tuple[bytes, i
             raise Malformed("line argument has no newline before the end of data", where, truncated=True)
         raise NeedMore()
     return data[pos:nl], nl + 1
+
+
+def _importable(module: str) -> bool:
+    """A dotted name of identifiers: what installed modules and packages are
+    called. (A module whose file name is not one needs that file shipped
+    beside the model, where the code scanner reports it.)"""
+    return bool(module) and all(part.isidentifier() for part in module.split("."))
 
 
 def _read_global_args(data: bytes, pos: int, final: bool, where: int) -> tuple[str, str, int]:

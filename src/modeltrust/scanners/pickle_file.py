@@ -22,11 +22,14 @@ def scan_pickle_reader(
     start: int = 0,
     chunk_size: int = CHUNK,
     torchscript: bool = False,
+    importable_names_only: bool = False,
 ) -> PickleContext:
     """Walk the reader's pickle stream(s) from `start` and report findings.
     `chunk_size`: bytes read at a time (small for walks that usually stop early);
     `torchscript`: the stream is a TorchScript archive's (its `__torch__` classes
-    are compiled from the archive's code)."""
+    are compiled from the archive's code); `importable_names_only`: the bytes
+    are not a pickle by format, so a GLOBAL/INST module that is no dotted name
+    of identifiers stops the walk as find_class stops the loader."""
 
     def scan_bytes(payload: bytes, where: Location) -> None:
         ctx.scan_member(BytesReader(payload), where, SCANNER)
@@ -42,6 +45,7 @@ def scan_pickle_reader(
         chunk_size=chunk_size,
         torchscript=torchscript,
         check_time=ctx.check_time,
+        importable_names_only=importable_names_only,
     )
     pctx.on_build = joblib.make_build_hook(reader.size, pctx)
     first = len(ctx.findings)
