@@ -153,3 +153,16 @@ def test_lzma_alone_sniffed_wherever_the_auto_decoder_reads_it() -> None:
         decoded += ok
         claimed += sniffed
     assert decoded > 50 and claimed >= decoded
+
+
+@pytest.mark.parametrize("name", ["torch_legacy_second_pickle.bin", "torch_legacy_text_fifth_pickle.txt"])
+def test_torch_legacy_pickles_after_the_magic_number_are_walked(name: str, rules: RuleSet) -> None:
+    # After a first pickle that is (or may be) torch's magic number, the four
+    # pickles torch reads next are walked whatever their first byte.
+    assert _payload_seen(_scan(name, rules))
+
+
+def test_trailing_bytes_after_a_plain_value_stay_trailing(tmp_path: Path, rules: RuleSet) -> None:
+    data = b"\x80\x02K\x01." + b"I1\n0" + redteam.PAYLOAD_P0  # first result 1: not torch's magic
+    report = scan_bytes(tmp_path, data, "model.pkl", rules=rules)
+    assert not _payload_seen(report) and "pickle-trailing-data" in {f.rule_id for f in report.findings}

@@ -859,20 +859,28 @@ class WalkState:
         self.need = 0
 
 
+# torch.load's legacy path (any file that is not a zip) reads a pickle that must
+# be this number, then four more pickles (protocol version, system info, the
+# object, storage keys), each from wherever the last one stopped, whatever its
+# first byte looks like.
+TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_PICKLES = 5
+
+
 def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: int = 0) -> int:
     """Walk every pickle in ctx.reader from `start` until `end` or non-pickle
     data (or after `max_pickles`, if set), reporting into ctx. Returns where
     analysis stopped. Offsets in findings are offsets in the reader."""
     bound = min(end, start + ctx.max_bytes)
     pos = start
+    walked = 0
+    # Pickles torch's legacy loader still reads after the first one, and whether
+    # the first was certainly its magic number (else a stop there is no finding).
+    following = 0
+    certain = False
     while pos < end:
-        if pos > start and not _looks_like_pickle_start(ctx.reader.read_at(pos, 2)):
-            ctx.report(
-                "pickle-trailing-data",
-                pos,
-                f"{end - pos} bytes after the last STOP are not a pickle",
-                once_key="trailing",
-            )
+        if pos > start and not following and not _looks_like_pickle_start(ctx.reader.read_at(pos, 2)):
+            _report_trailing(ctx, pos, end)
             return pos
         if pos >= bound:
             _report_bound(ctx, bound, end - start)
@@ -882,6 +890,8 @@ def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: in
         except Malformed as exc:
             if exc.truncated and bound < end:
                 _report_bound(ctx, bound, end - start)
+            elif following and not certain:
+                _report_trailing(ctx, pos, end)  # what it ran is reported; where it stops is not
             else:
                 ctx.report("pickle-malformed", exc.offset, f"pickle stream is malformed: {exc}")
             return end
@@ -892,9 +902,32 @@ def scan_pickle_stream(ctx: PickleContext, start: int, end: int, max_pickles: in
             ctx.report("pickle-opcode-limit", limit.offset, f"{limit}; the loader goes on, unanalysed")
             return end
         ctx.stats.pickles += 1
+        walked += 1
+        if walked == 1 and _may_be_torch_magic(ctx.result):
+            following = TORCH_LEGACY_PICKLES - 1
+            certain = type(ctx.result) is int and ctx.result == TORCH_MAGIC
+        elif following:
+            following -= 1
         if ctx.stats.pickles == max_pickles:
             break
     return pos
+
+
+def _may_be_torch_magic(value: object) -> bool:
+    """Could `value != TORCH_MAGIC` be false? Literals are known; call results
+    and imported objects are not (an int(...) call, an object's __ne__)."""
+    if isinstance(value, (Call, Ref, Persistent)) or value is LONG_INT:
+        return True
+    return type(value) is int and value == TORCH_MAGIC
+
+
+def _report_trailing(ctx: PickleContext, pos: int, end: int) -> None:
+    ctx.report(
+        "pickle-trailing-data",
+        pos,
+        f"{end - pos} bytes after the last STOP are not a pickle",
+        once_key="trailing",
+    )
 
 
 def _report_bound(ctx: PickleContext, bound: int, size: int) -> None:
