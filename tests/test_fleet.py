@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from modeltrust.cli.fleet_cmd import fleet
 from modeltrust.cli.main import cli
 from modeltrust.fleet.work import FleetJob, FleetSettings, hub_settings, policy_digest, vet_target
+from modeltrust.sources.hub import HubSource, HubTarget
 
 from .conftest import FIXTURES, ROOT
 
@@ -225,8 +226,6 @@ def test_each_target_is_resolved_by_one_hub_call(hub: HubServer, tmp_path: Path)
 def test_a_job_scans_the_commit_its_lookup_named(hub: HubServer, tmp_path: Path) -> None:
     """The commit checked in the store is the one scanned, even when the branch
     moves between the lookup and the worker's turn."""
-    from modeltrust.sources.hub import HubSource, HubTarget
-
     settings = _settings(hub, tmp_path)
     looked_up = HubSource(hub_settings(settings)).revision(HubTarget("model", "acme/model-3"))
     moved = hub.add_repo("acme/model-3", {"config.json": _config("m3-v2"), "README.md": CARD})
@@ -266,3 +265,42 @@ def test_a_scan_that_the_hub_stops_answering_is_a_retryable_target_error(
     errors = {e.target: e for e in report.errors}
     assert errors["hf://acme/model-0"].retryable and "did not answer" in errors["hf://acme/model-0"].message
     assert not errors["hf://acme/gated"].retryable
+
+
+def test_a_scan_that_did_not_finish_is_never_served_from_the_store(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range request the Hub did not answer ends that file's scan with scan-error:
+    the run reports it, and the next run scans the file again."""
+    from modeltrust.findings import Finding, Location, Severity
+    from modeltrust.fleet import work
+    from modeltrust.fleet.store import ResultStore
+
+    settings = _settings(hub, tmp_path, remote=True)
+    scan = work._scan
+
+    def interrupted(target: str, settings: FleetSettings, hub: object) -> object:
+        report = scan(target, settings, hub)
+        weights = next(a for a in report.artifacts if a.path.endswith("model.safetensors"))
+        message = "SourceError: range request answered HTTP 503"
+        failed = Finding(
+            "scan-error", Severity.MEDIUM, Location(weights.path), message, category="unverified"
+        )
+        return replace(report, findings=(*report.findings, failed))
+
+    monkeypatch.setattr(work, "_scan", interrupted)
+    first = vet_target(FleetJob("hf://acme/model-0"), settings)
+    assert first["status"] == "vetted" and first["verdict"] == "fail", first
+    monkeypatch.setattr(work, "_scan", scan)
+    weights_sha = next(
+        f.sha256
+        for f in HubSource(hub_settings(settings)).resolve(HubTarget("model", "acme/model-0")).files
+        if f.path == "model.safetensors"
+    )
+    assert not ResultStore(settings.store, settings.key).file_results([str(weights_sha)])
+    again = vet_target(FleetJob("hf://acme/model-0"), settings)
+    assert again["status"] == "vetted" and again["verdict"] == "pass" and again["files_from_store"] == 0, (
+        again
+    )
+    third = vet_target(FleetJob("hf://acme/model-0"), settings)
+    assert third["status"] == "skipped" and third["verdict"] == "pass"  # a finished scan is stored

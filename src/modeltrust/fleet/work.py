@@ -40,6 +40,12 @@ class FleetJob:
     revision: Revision | None = None
 
 
+UNFINISHED = "scan-error"
+"""The rule of a scan that did not finish a file (a scanner bug, or a range request
+the Hub did not answer): the result is reported but never stored, so that the next
+run scans the file again instead of serving a passing failure from the store."""
+
+
 @dataclass(frozen=True, slots=True)
 class FleetSettings:
     """What every job shares; plain values so that it crosses process boundaries."""
@@ -139,7 +145,8 @@ def _vet(job: FleetJob, settings: FleetSettings) -> dict[str, Any]:
     store.put_files(_fresh_results(report, pinned, lfs, reused))
     line = _line(target, report, settings, snapshot.commit, len(reused), _bytes(snapshot, reused))
     _evidence(report, settings, pinned, line)
-    store.put_target(pinned, line)
+    if not any(f.rule_id == UNFINISHED for f in report.findings):
+        store.put_target(pinned, line)
     return line
 
 
@@ -247,6 +254,8 @@ def _fresh_results(
     for artifact in report.artifacts:
         path = artifact.path[len(prefix) :] if artifact.path.startswith(prefix) else None
         if path is None or path not in lfs or path in reused:
+            continue
+        if any(f.rule_id == UNFINISHED for f in by_file.get(artifact.path, [])):
             continue
         results[lfs[path]] = {
             "size": artifact.size,
