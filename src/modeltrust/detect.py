@@ -377,6 +377,8 @@ NAME_RULES: tuple[tuple[str, str], ...] = (
     ("*.jinja", "chat-template"),  # chat_template.jinja, additional_chat_templates/*.jinja
     ("*.j2", "chat-template"),
     ("*.json", JSON),  # config.json, tokenizer*.json, *_config.json
+    ("*.yaml", "hyperpyyaml"),  # SpeechBrain's hyperparams.yaml (load_hyperpyyaml runs its Python tags)
+    ("*.yml", "hyperpyyaml"),
     ("*.keras", ZIP),  # keras.load_model: a zip found through its end record
     ("*.npz", ZIP),
     ("*.h5", HDF5),  # tf_model.h5, *.weights.h5: h5py also finds a superblock after a user block

@@ -37,6 +37,7 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "python": ("code", "PythonScanner"),
     "pyc": ("code", "CompiledPythonScanner"),
     "chat-template": ("template", "TemplateScanner"),
+    "hyperpyyaml": ("hyperpyyaml", "HyperPyYamlScanner"),
     "script": ("code", "ScriptScanner"),
     **{fmt: ("code", "ExecutableScanner") for fmt in detect.EXECUTABLE},
     "json": ("code", "JsonConfigScanner"),
