@@ -9,7 +9,6 @@ file writes, network endpoints, deserialisation, and the modules it imports
 from __future__ import annotations
 
 import ast
-import bisect
 import re
 from typing import NamedTuple
 
@@ -291,7 +290,6 @@ _IMPORT_TEXT = re.compile(r"^[ \t]*import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?"
 _FROM_TEXT = re.compile(
     r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\w+)(?:[ \t]+as[ \t]+(\w+))?", re.MULTILINE
 )
-_NAME_TEXT = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)[ \t]*(\()?")
 MAX_LEXICAL_USES = 10_000
 
 
@@ -299,7 +297,9 @@ def lexical_uses(facts: CodeFacts, text: str, first_line: int) -> None:
     """A cheap pass for source the syntax tree could not cover (too large or
     out of time): imports and dotted names read from the text, resolved
     through the imports seen so far, recorded as uses. Names inside strings
-    count too (what cannot be parsed is judged by what it mentions)."""
+    count too (what cannot be parsed is judged by what it mentions). Only
+    names that start with an imported name or a watched builtin are matched
+    (by one expression), so the pass runs at the regex engine's speed."""
     for match in _IMPORT_TEXT.finditer(text):
         module, alias = match.group(1), match.group(2)
         facts.aliases[alias or module.split(".")[0]] = module if alias else module.split(".")[0]
@@ -307,13 +307,19 @@ def lexical_uses(facts: CodeFacts, text: str, first_line: int) -> None:
         module, name, alias = match.groups()
         facts.aliases[alias or name] = f"{module}.{name}"
         facts.uses.append(Use(f"{module}.{name}", first_line, 0, False))
-    newlines = [m.start() for m in re.finditer("\n", text)]
-    recorded = 0
-    for match in _NAME_TEXT.finditer(text):
+    heads = sorted({*facts.aliases, *_BUILTINS, "__builtins__"}, key=len, reverse=True)
+    names = re.compile(
+        r"(?<![\w.])((?:"
+        + "|".join(re.escape(h) for h in heads)
+        + r")(?:\.[A-Za-z_]\w*)*)(?![\w])[ \t]*(\()?"
+    )
+    line, counted_to, recorded = first_line, 0, 0
+    for match in names.finditer(text):
         target = facts.resolve_text(match.group(1))
         if target is None:
             continue
-        line = first_line + bisect.bisect_left(newlines, match.start())
+        line += text.count("\n", counted_to, match.start())
+        counted_to = match.start()
         facts.uses.append(Use(target, line, 0, match.group(2) is not None))
         recorded += 1
         if recorded >= MAX_LEXICAL_USES:

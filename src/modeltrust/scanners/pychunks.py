@@ -54,7 +54,6 @@ def _parse(text: str) -> ast.Module:
         return ast.parse(text)
 
 
-_LINE = re.compile(r"^([ \t]*+)([^\s#])", re.MULTILINE)
 _CLAUSE = re.compile(r"(?:else|elif|except|finally)\b")
 _STATEMENT_LINE = re.compile(r"^([ \t]*+)(?![\s#)\]}])", re.MULTILINE)
 
@@ -63,69 +62,68 @@ Chain = tuple[tuple[str, bool], ...]
 """The blocks a piece sits in: (indentation, whether the statement split there is a `try`)."""
 
 
-def _boundaries(text: str, chain: Chain) -> list[tuple[int, int]]:
-    """(offset, level) of the lines after the first that may start a
-    statement at exactly one of the chain's indentations (level: its index
-    there). A line is no boundary when the next line indented less than it
-    continues a compound statement (`else`, `except`...): the cut would fall
-    inside it, unless that statement is the `try` split at that level (its
-    wrapper takes `except` and `finally`)."""
-    lines = [(m.start(), m.group(1), m.group(2)) for m in _LINE.finditer(text)]
-    clauses = [_CLAUSE.match(text, offset + len(indent)) for offset, indent, _ in lines]
-    clause_after: list[int] = [-1] * len(lines)  # index of the clause line that follows, if any
-    stack: list[int] = []  # indices of lines still looking for a shallower successor
-    for index, (_, indent, _first) in enumerate(lines):
-        while stack and len(lines[stack[-1]][1]) > len(indent):
-            clause_after[stack.pop()] = index if clauses[index] else -1
-        stack.append(index)
-    levels = {indent: level for level, (indent, _) in enumerate(chain)}
-    started: set[int] = set()  # levels where a statement began in this text
-    found = []
-    for index, (offset, indent, first) in enumerate(lines):
-        level = levels.get(indent)
-        if level is None or first in ")]}" or clauses[index]:
-            continue
-        if offset > 0 and _cut_allowed(clause_after[index], lines, clauses, levels, chain, started):
-            found.append((offset, level))
-        started.add(level)
-    return found
+class _Cuts:
+    """Where pieces of `text` may end: before a line that starts a statement
+    at exactly one of the chain's indentations. Found lazily, by regular
+    expressions (the engine skips other lines), so a file of a million
+    statements costs no list of a million lines.
 
+    A line is no cut when the next line indented less than it continues a
+    compound statement (`else`, `except`...): the cut would fall inside it,
+    unless that statement is the `try` split at that level (its wrapper
+    takes `except` and `finally`) and no other statement began at that level
+    before the cut."""
 
-def _cut_allowed(
-    clause: int,
-    lines: list[tuple[int, str, str]],
-    clauses: list[re.Match[str] | None],
-    levels: dict[str, int],
-    chain: Chain,
-    started: set[int],
-) -> bool:
-    if clause < 0:
-        return True
-    level = levels.get(lines[clause][1])
-    keyword = clauses[clause]
-    return (
-        level is not None
-        and level not in started
-        and chain[level][1]
-        and keyword is not None
-        and keyword.group() in ("except", "finally")
-    )
+    def __init__(self, text: str, chain: Chain) -> None:
+        self.text = text
+        self.chain = chain
+        self.levels = {indent: level for level, (indent, _) in enumerate(chain)}
+        indents = "|".join(re.escape(indent) for indent in sorted(self.levels, key=len, reverse=True))
+        self.candidate = re.compile(rf"^({indents})(?![ \t])(?![\s#)\]}}])", re.MULTILINE)
+        self.shallower: dict[int, re.Pattern[str]] = {}
+
+    def after(self, pos: int) -> tuple[int, int]:
+        """(offset, level) of the first cut at a line start at or after `pos`;
+        (len(text), 0) when there is none."""
+        for match in self.candidate.finditer(self.text, pos):
+            if match.start() == 0 or _CLAUSE.match(self.text, match.end()):
+                continue
+            if self._allowed(match.start(), match.group(1)):
+                return match.start(), self.levels[match.group(1)]
+        return len(self.text), 0
+
+    def _allowed(self, offset: int, indent: str) -> bool:
+        if not indent:
+            return True
+        pattern = self.shallower.get(len(indent))
+        if pattern is None:
+            pattern = re.compile(rf"^(?![ \t]{{{len(indent)}}})[ \t]*+(?=[^\s#])", re.MULTILINE)
+            self.shallower[len(indent)] = pattern
+        following = pattern.search(self.text, offset + 1)
+        keyword = _CLAUSE.match(self.text, following.end()) if following is not None else None
+        if following is None or keyword is None:
+            return True
+        level = self.levels.get(following.group())
+        if level is None or not self.chain[level][1] or keyword.group() not in ("except", "finally"):
+            return False
+        statement = (
+            rf"^{re.escape(following.group())}(?![ \t])(?![\s#)\]}}])(?!(?:else|elif|except|finally)\b)"
+        )
+        return re.compile(statement, re.MULTILINE).search(self.text, 0, offset) is None
 
 
 def _pieces(text: str, chain: Chain, first_line: int) -> Iterator[ast.Module]:
     """Pieces of `text` (starting at line `first_line` + 1 of the file at
     indentation chain[-1], inside blocks at the indentations of `chain`),
     split before statements at any indentation of `chain`."""
-    cuts = [*_boundaries(text, chain), (len(text), 0)]
-    start = index = 0
+    cuts = _Cuts(text, chain)
+    start = 0
     level = len(chain) - 1
     line = first_line
     while start < len(text):
         target = PIECE
         while True:
-            while cuts[index][0] < min(start + target, len(text)):
-                index += 1
-            end, next_level = cuts[index]
+            end, next_level = cuts.after(min(start + target, len(text)))
             piece = text[start:end]
             if end - start > MAX_PIECE:
                 # One construct too large to parse alone starts in this piece:

@@ -269,6 +269,9 @@ def _chain(graph: _Graph, path: str) -> str:
 
 def _analyse_source(item: RepoFile, ctx: ScanContext) -> list[ImportEdge]:
     """Judge a file named as Python as the interpreter would read it; its imports."""
+    if any(f.rule_id == "scan-limit" and f.subject == "python-analysis" and f.location == item.location
+           for f in ctx.findings):  # fmt: skip
+        return []  # its own scan stopped short and read the rest for names: a second pass would too
     raw = _read(item, MAX_SOURCE)
     if raw is None:
         return []
