@@ -14,6 +14,8 @@ from .mutate import Mutator
 from .targets import InternalError, Target
 
 SLOW_SECONDS = 5.0
+"""An input is slow past this much CPU time (wall time on a shared machine
+running the campaign under `nice` measures the neighbours too)."""
 MAX_CORPUS = 2000
 MAX_KEPT = 64 << 10
 """Mutants join the corpus only when small (memory stays bounded)."""
@@ -34,6 +36,7 @@ class Stats:
     failures: dict[str, Failure] = field(default_factory=dict)
     slow: list[tuple[float, bytes]] = field(default_factory=list)
     max_seconds: float = 0.0
+    max_cpu_seconds: float = 0.0
     corpus: int = 0
 
     @property
@@ -59,6 +62,7 @@ def outcome_key(findings: list[object]) -> frozenset[str]:
 def run_input(target: Target, data: bytes, stats: Stats) -> frozenset[str] | None:
     """Run one input; record a failure or a slow input. Returns the outcome key."""
     started = time.perf_counter()
+    started_cpu = time.process_time()
     key: frozenset[str] | None = None
     try:
         key = outcome_key(list(target.run(data)))
@@ -74,10 +78,12 @@ def run_input(target: Target, data: bytes, stats: Stats) -> frozenset[str] | Non
             if len(data) < len(known.data):
                 known.data = data  # keep the smallest reproducer
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - started_cpu
     stats.executions += 1
     stats.max_seconds = max(stats.max_seconds, elapsed)
-    if elapsed > SLOW_SECONDS:
-        stats.slow.append((elapsed, data))
+    stats.max_cpu_seconds = max(stats.max_cpu_seconds, cpu)
+    if cpu > SLOW_SECONDS:
+        stats.slow.append((cpu, data))
     return key
 
 

@@ -21,6 +21,13 @@ STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT, 
 MAX_DEPTH = 64
 
 
+def _check_depth(depth: int, offset: int) -> None:
+    """Lists, sets and maps nest no deeper than structs may (a list of lists of
+    lists... recursed until Python's stack ran out: found by bench/fuzz.py)."""
+    if depth > MAX_DEPTH:
+        raise ThriftError(f"values nest deeper than {MAX_DEPTH} levels", offset)
+
+
 class ThriftError(Exception):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(f"{message} (at byte {offset})")
@@ -95,6 +102,7 @@ class CompactReader:
 
     def value(self, kind: int, shape: Shape, depth: int) -> object:
         self._spend()
+        _check_depth(depth, self.pos)
         if kind == TRUE:
             return True
         if kind == FALSE:
@@ -131,6 +139,7 @@ class CompactReader:
     def skip(self, kind: int, depth: int) -> None:
         """Parse a value without keeping it (strings are stepped over)."""
         self._spend()
+        _check_depth(depth, self.pos)
         if kind in (TRUE, FALSE):
             return
         if kind == BYTE:
