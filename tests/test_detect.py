@@ -125,3 +125,29 @@ def test_text_named_gguf_is_unverified_not_high(tmp_path: Path) -> None:
 def test_text_starting_with_gguf_is_text(tmp_path: Path) -> None:
     report = scan_bytes(tmp_path, b"GGUF is the file format llama.cpp reads.\n", "notes.txt")
     assert report.max_severity is Severity.INFO, report.findings
+
+
+# --- zlib headers: only those zlib can inflate without a preset dictionary ---------------
+
+
+@pytest.mark.parametrize("flg", [f for f in range(256) if ((0x78 << 8) | f) % 31 == 0])
+def test_zlib_sniffed_only_when_zlib_inflates_it(flg: int) -> None:
+    """joblib inflates with zlib.decompressobj() and no dictionary: an FDICT header
+    (text such as "x = 1" or "x}") fails at its first byte, so it is not a zlib stream."""
+    import zlib
+
+    data = bytes([0x78, flg]) + zlib.compress(b"payload")[2:]
+    try:
+        zlib.decompressobj().decompress(data)
+        inflates = True
+    except zlib.error:
+        inflates = False
+    assert (detect.sniff(BytesReader(data)) == detect.ZLIB) is inflates
+
+
+@pytest.mark.parametrize("text", ["x = 1\n" * 1000, "x}\n", "x?\n"])
+def test_text_with_an_fdict_zlib_header_is_not_corrupt_zlib(tmp_path: Path, text: str) -> None:
+    report = scan_bytes(tmp_path, text.encode(), "notes.txt")
+    assert not [f for f in report.findings if f.severity >= Severity.MEDIUM]
+    report = scan_bytes(tmp_path, text.encode(), "modeling.py")
+    assert "archive-malformed" not in {f.rule_id for f in report.findings}

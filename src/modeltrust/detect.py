@@ -310,10 +310,13 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 
 
 def _is_zlib(head: bytes) -> bool:
+    """A zlib header joblib (and zlib without a preset dictionary) can inflate. FDICT
+    streams ask for a dictionary no loader passes, so they fail at their first byte:
+    text such as "x = 1" (0x78 0x20) or "x}" has a valid header check but FDICT set."""
     if len(head) < 2:
         return False
     cmf, flg = head[0], head[1]
-    return cmf & 0x0F == 8 and (cmf >> 4) <= 7 and ((cmf << 8) | flg) % 31 == 0 and cmf == 0x78
+    return cmf == 0x78 and ((cmf << 8) | flg) % 31 == 0 and not flg & 0x20
 
 
 def looks_like_protocol0_pickle(head: bytes) -> bool:
