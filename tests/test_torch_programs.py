@@ -126,6 +126,9 @@ def test_expression_that_sympify_would_run(
         "L['x'].size()[0] == len(open('/etc/passwd').read())",
         "L['x'].__class__ is not None",
         "L['x'].size(*[0]) == 3 if print(1) else True",
+        "max.__self__ is None",
+        "math.__loader__ is None",
+        "min(open('/etc/passwd'), 1) == 1",
     ],
 )
 def test_guard_that_is_not_a_shape_comparison(tmp_path: Path, guard: str) -> None:
@@ -192,3 +195,15 @@ def test_committed_torch_save_checkpoints_are_not_programs(name: str) -> None:
     report = scan_paths(FIXTURES / "benign" / name)
     assert "torchscript-program" not in {f.rule_id for f in report.findings}
     assert report.artifacts[0].scanner != "unverified"
+
+
+def test_guards_torch_prints_for_a_transformer_are_clean(tmp_path: Path) -> None:
+    """guards_code torch.export wrote for a TransformerEncoderLayer with a dynamic sequence."""
+    guards = [
+        "L['x'].size()[1] <= 64",
+        "(L['x'].size()[1] // 2) <= L['x'].size()[1]",
+        "(16*L['x'].size()[1]) != (16*max(1, L['x'].size()[1] // 2))",
+        "math.floor(L['x'].size()[0] / 2) >= 1",
+    ]
+    report = scan_bytes(tmp_path, _edited(DYNAMIC, lambda p: p.update(guards_code=guards)), "model.pt2")
+    assert not rules_of(report), report.findings

@@ -53,8 +53,12 @@ _SYMPY_NAMES = frozenset(
         extended_nonpositive extended_nonzero""",
     )
 )  # the last three lines: assumptions srepr writes as keywords (Symbol('s0', positive=True))
-# What a guard may do: compare sizes, strides and offsets of the inputs (`L[...]`).
+# What a guard may do: compare sizes, strides and offsets of the inputs
+# (`L[...]`), with the arithmetic the exporter prints (`max(1, s // 2)`,
+# sympy's functions, `math.floor`), in the namespace the guard function gets.
 _GUARD_METHODS = frozenset({"size", "stride", "storage_offset", "dim", "numel"})
+_GUARD_FUNCTIONS = frozenset({"max", "min", "abs", "int", "float", "round", "bool"}) | _SYMPY_NAMES
+_MATH_FUNCTIONS = frozenset({"floor", "ceil", "trunc", "sqrt", "log", "log2", "exp", "inf", "pi"})
 _DANGEROUS_TEXT = re.compile(r"__|\bimport\b|\b(?:eval|exec|open|compile|getattr|system|popen)\b")
 
 
@@ -213,13 +217,15 @@ def _is_plain_guard(text: str) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            if not (isinstance(func, ast.Attribute) and func.attr in _GUARD_METHODS) or node.keywords:
-                return False
+            named = isinstance(func, ast.Name) and func.id in _GUARD_FUNCTIONS
+            if not (named or isinstance(func, ast.Attribute)) or node.keywords:
+                return False  # attribute calls are judged as attributes below
         elif isinstance(node, ast.Attribute):
-            if node.attr not in _GUARD_METHODS:
+            on_math = isinstance(node.value, ast.Name) and node.value.id == "math"
+            if node.attr not in (_MATH_FUNCTIONS if on_math else _GUARD_METHODS):
                 return False
         elif isinstance(node, ast.Name):
-            if node.id != "L":
+            if node.id not in ("L", "math", "inf") and node.id not in _GUARD_FUNCTIONS:
                 return False
         elif isinstance(node, ast.Constant):
             if isinstance(node.value, str) and node.value.startswith("_"):
