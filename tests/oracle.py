@@ -526,7 +526,7 @@ def main(argv: Sequence[str]) -> None:
 
 REPO_LIBRARIES = {"transformers": "transformers", "keras": "keras", "onnx": "onnx", "gguf": "gguf",
                   "jinja2": "jinja2", "torch-export": "torch", "onnxruntime": "onnxruntime",
-                  "sentence-transformers": "sentence_transformers"}  # fmt: skip
+                  "sentence-transformers": "sentence_transformers", "diffusers": "diffusers"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,6 +586,10 @@ try:
         from sentence_transformers import SentenceTransformer
         sys.addaudithook(hook)
         SentenceTransformer(target, trust_remote_code=True)
+    elif loader == "diffusers":  # custom pipeline and component files named by model_index.json
+        from diffusers import DiffusionPipeline
+        sys.addaudithook(hook)
+        DiffusionPipeline.from_pretrained(target, trust_remote_code=True)
     elif loader == "torch-export":  # load, build the module, call it once (guards_code runs first)
         import torch
         sys.addaudithook(hook)

@@ -87,7 +87,7 @@ def test_scan_covers_what_the_loader_opens_and_imports(name: str) -> None:
     folder = REPOS / name
     report = scan_paths(folder)
     scanned = {Path(a.path).relative_to(folder).as_posix() for a in report.artifacts}
-    if loader in ("transformers", "sentence-transformers"):
+    if loader in ("transformers", "sentence-transformers", "diffusers"):
         imported = {
             Path(f.location.path).relative_to(folder).as_posix()
             for f in report.findings

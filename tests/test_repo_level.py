@@ -229,8 +229,9 @@ def test_large_tokenizer_json_is_parsed(tmp_path: Path) -> None:
 
 
 def test_sentence_transformers_and_diffusers_configs_name_repository_modules(tmp_path: Path) -> None:
-    """modules.json types outside sentence_transformers and diffusers components
-    naming no known library are repository files their loaders import."""
+    """modules.json types outside sentence_transformers, and diffusers
+    components whose `<component>/<name>.py` exists, are repository files their
+    loaders import (diffusers' pipeline_loading_utils checks the file first)."""
     root = write_repo(
         tmp_path / "repo",
         {
@@ -251,8 +252,10 @@ def test_sentence_transformers_and_diffusers_configs_name_repository_modules(tmp
             ),
             "pipeline_x.py": "class XPipeline: pass\n",
             "unet/my_unet.py": "class MyUNet: pass\n",
-            "vae/diffusers.py": "raise SystemExit\n",  # a library name, never imported from the repo
+            "vae/diffusers.py": "raise SystemExit\n",  # imported: <component>/<name>.py whatever the name
+            "text_encoder/config.json": "{}",  # no text_encoder/transformers.py: the library's class
             "sentence_transformers/models.py": "raise SystemExit\n",
         },
     )
-    assert set(loader_imports(root)) == {"custom_pooling.py", "pipeline_x.py", "unet/my_unet.py"}
+    imported = {"custom_pooling.py", "pipeline_x.py", "unet/my_unet.py", "vae/diffusers.py"}
+    assert set(loader_imports(root)) == imported

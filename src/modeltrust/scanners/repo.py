@@ -179,25 +179,21 @@ def _sentence_transformers_modules(data: object) -> list[tuple[str, str]]:
     return found
 
 
-# Libraries diffusers resolves a component's [library, class] pair in; any other
-# library name is a file of the repository (trust_remote_code custom components).
-_DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers", "onnxruntime", "flax", "peft", "torch"})
-
-
 def _diffusers_modules(data: dict[str, object]) -> list[tuple[str, str]]:
-    """diffusers: `_class_name: [file, class]` is a custom pipeline file at the
-    root; a component's `[file, class]` naming no known library is
-    `<component>/<file>.py` (both imported with trust_remote_code)."""
+    """diffusers (pipeline_loading_utils): `_class_name: [file, class]` is a
+    custom pipeline file at the root; a component `[name, class]` is the custom
+    component `<component>/<name>.py` whenever that file exists, whatever the
+    name (even `diffusers`), both imported with trust_remote_code."""
     found: list[tuple[str, str]] = []
     pipeline = data.get("_class_name")
     if isinstance(pipeline, list) and pipeline and isinstance(pipeline[0], str):
         found.append((pipeline[0], f"diffusers custom pipeline {pipeline[0]!r}"))
     for component, value in data.items():
-        if component.startswith("_") or not (isinstance(value, list) and len(value) == 2):
+        if component == "_class_name" or not (
+            isinstance(value, list) and value and isinstance(value[0], str)
+        ):
             continue
-        library = value[0]
-        if isinstance(library, str) and library.split(".")[0] not in _DIFFUSERS_LIBRARIES:
-            found.append((f"{component}.{library}", f"diffusers custom component {component!r}"))
+        found.append((f"{component}.{value[0]}", f"diffusers custom component {component!r}"))
     return found
 
 
