@@ -304,3 +304,34 @@ def test_a_scan_that_did_not_finish_is_never_served_from_the_store(
     )
     third = vet_target(FleetJob("hf://acme/model-0"), settings)
     assert third["status"] == "skipped" and third["verdict"] == "pass"  # a finished scan is stored
+
+
+def test_inputs_that_cannot_work_fail_before_any_repo_is_vetted(hub: HubServer, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("hf://acme/model-0\n")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key\n")
+    hub.reset_counters()
+    result, lines = run(hub, tmp_path, "--download", "--attest-key", str(bad), str(targets))
+    assert result.exit_code == 2 and "not a usable private key" in result.stderr and not lines
+    assert not hub.state.requests  # refused before the first Hub call
+    result, _ = run(hub, tmp_path / "q", "--author", "acme", "--limit", "-1")
+    assert result.exit_code == 2 and "--limit" in result.stderr and not hub.state.requests
+
+
+def test_a_ray_cluster_that_cannot_be_reached_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not an internal error: the address is the user's to fix (exit 2 through ModelTrustError)."""
+    import types
+
+    from modeltrust.errors import ConfigError
+    from modeltrust.fleet.executors import run_ray
+
+    def refuse(**kwargs: object) -> None:
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=refuse))
+    with pytest.raises(
+        ConfigError, match=r"cannot start or reach Ray \(ray://head:10001\): connection refused"
+    ):
+        settings = FleetSettings("store", (), "rules", None, "policy", None, None, None, remote=True)
+        list(run_ray([FleetJob("hf://acme/model-0")], settings, 1, "ray://head:10001"))

@@ -41,6 +41,11 @@ def _load_private_key(path: Path, password: str | None) -> Any:
     raise AttestationError(f"{path}: attestations are signed with ECDSA P-256/P-384 or Ed25519 keys")
 
 
+def require_signing_key(path: Path, password: str | None = None) -> None:
+    """Fail before any work when `path` cannot sign an attestation."""
+    _load_private_key(path, password)
+
+
 def _load_public_key(path: Path) -> Any:
     from cryptography.hazmat.primitives import serialization
     from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from .main import EXIT_ERROR, EXIT_OK, EXIT_POLICY, cache_dir, handle_errors, ru
 @click.option("--search", default=None, help="Hub query: repo names containing this text.")
 @click.option("--filter", "tags", multiple=True, help="Hub query: repos with this tag (repeatable).")
 @click.option("--sort", type=click.Choice(SORT_KEYS), default=None, help="Hub query: sort key.")
-@click.option("--limit", type=int, default=None, help="Hub query: at most this many repos.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Hub query: at most this many repos.")
 @click.option("--datasets", is_flag=True, help="Hub query: list dataset repos instead of models.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
@@ -86,6 +86,10 @@ def fleet(
     else:
         raise ConfigError("nothing to vet", hint="give a targets file or a Hub query such as --author ORG")
     resolve_policy(policy_name, default_rules_dir(), cache_dir())  # a bad policy fails before any work
+    if attest_key is not None:  # so does a key that cannot sign
+        from ..attestation.dsse import require_signing_key
+
+        require_signing_key(Path(attest_key))
     ruleset = load_rules(rules_files, cache_dir=cache_dir())
     out = Path(out_dir)
     home = os.environ.get("HF_HOME")

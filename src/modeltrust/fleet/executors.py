@@ -36,10 +36,14 @@ def run_ray(
         raise ConfigError("--executor ray needs Ray", hint="pip install 'modeltrust[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - Ray raises many types; each is one line for the user
+            where = address or "a local cluster"
+            raise ConfigError(f"cannot start or reach Ray ({where}): {exc}") from None
     try:
         remote = ray.remote(num_cpus=1)(vet_target)
         pending = [remote.remote(job, settings) for job in jobs]
