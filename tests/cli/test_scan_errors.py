@@ -58,7 +58,11 @@ def test_a_missing_target_does_not_stop_the_others(tmp_path: Path) -> None:
     report = json.loads(out_file.read_text())
     assert report["verdict"]["passed"] is False
     assert report["errors"] == [
-        {"target": "/nonexistent/model.bin", "message": "/nonexistent/model.bin: no such file or directory"}
+        {
+            "target": "/nonexistent/model.bin",
+            "message": "/nonexistent/model.bin: no such file or directory",
+            "retryable": False,  # a missing path stays missing
+        }
     ]
 
 
@@ -136,3 +140,6 @@ def test_an_unreachable_hub_target_does_not_stop_a_local_one() -> None:
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1 and "hf://org/model" in result.stderr
     assert "pickle-os-command" in result.stdout and "Traceback" not in result.stderr
+    as_json = CliRunner().invoke(cli, ["scan", "--format", "json", "hf://org/model", MALICIOUS], env=env)
+    [error] = json.loads(as_json.stdout)["errors"]
+    assert error["target"] == "hf://org/model" and error["retryable"] is True  # the Hub did not answer

@@ -117,7 +117,9 @@ def report_to_dict(
             for a in report.artifacts
         ],
         "findings": [finding_to_dict(f, rules) for f in report.findings],
-        "errors": [{"target": e.target, "message": e.message} for e in report.errors],
+        "errors": [
+            {"target": e.target, "message": e.message, "retryable": e.retryable} for e in report.errors
+        ],
         **_signatures(report),
         **_datasets(report),
         "duration_seconds": round(report.duration_seconds, 3),
