@@ -250,3 +250,20 @@ def test_a_hub_that_times_out_is_a_clear_error(hub: HubServer, tmp_path: Path) -
     finally:
         hub.state.faults.delay = 0.0
     assert result.exit_code == 2 and "did not answer" in result.stderr and "Timeout" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(403, False), (400, False), (429, True), (500, True), (503, True), (None, True)]
+)
+def test_only_answers_that_may_change_are_retryable(status: int | None, retryable: bool) -> None:
+    """A 403 stays a 403 however often the fleet asks; a 5xx, a 429 or no answer may not."""
+    from types import SimpleNamespace
+
+    from modeltrust.sources.hub import _explain
+
+    class Answered(Exception):
+        response = SimpleNamespace(status_code=status) if status is not None else None
+
+    error = _explain(Answered(), HubTarget("model", "org/tiny"))
+    assert error.retryable is retryable and "hf://org/tiny" in str(error)
+    assert (f"HTTP {status}" if status else "Answered") in str(error)

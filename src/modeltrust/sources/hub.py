@@ -145,6 +145,10 @@ def _explain(exc: Exception, target: HubTarget) -> SourceError:
         return SourceError(f"{name} is not in the local cache and HF_HUB_OFFLINE is set")
     status = getattr(getattr(exc, "response", None), "status_code", None)
     detail = f"HTTP {status}" if status else type(exc).__name__
+    if isinstance(status, int) and 400 <= status < 500 and status != 429:  # asking again will not help
+        return SourceError(
+            f"{name}: the Hub refused the request ({detail})", hint="check HF_TOKEN and the name"
+        )
     return HubUnavailableError(
         f"{name}: the Hub did not answer ({detail})", hint="check HF_ENDPOINT and the network"
     )
