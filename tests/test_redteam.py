@@ -166,3 +166,25 @@ def test_trailing_bytes_after_a_plain_value_stay_trailing(tmp_path: Path, rules:
     data = b"\x80\x02K\x01." + b"I1\n0" + redteam.PAYLOAD_P0  # first result 1: not torch's magic
     report = scan_bytes(tmp_path, data, "model.pkl", rules=rules)
     assert not _payload_seen(report) and "pickle-trailing-data" in {f.rule_id for f in report.findings}
+
+
+def test_helper_handed_to_a_helper_is_judged_as_the_call_it_becomes(rules: RuleSet) -> None:
+    # _rebuild_from_type_v2(copyreg.__newobj__, T, (memmap, ...)): __newobj__(memmap, ...) creates memmap.
+    report = _scan("rebuild_from_type_newobj_memmap.pt", rules)
+    assert any(f.subject == "numpy.memmap" and f.severity >= Severity.HIGH for f in report.findings), (
+        _explain(report)
+    )
+
+
+def test_loader_handed_to_a_helper_has_its_bytes_walked(rules: RuleSet) -> None:
+    assert _payload_seen(_scan("rebuild_from_type_load_from_bytes.pt", rules))
+
+
+def test_helper_handed_where_its_arguments_are_unknown_is_high(tmp_path: Path, rules: RuleSet) -> None:
+    # functools.partial(copyreg.__newobj__, ...): what the partial is later called with is not known.
+    data = b"\x80\x04" + redteam.sg("functools", "partial") + redteam.sg("copyreg", "__newobj__")
+    data += redteam.sg("builtins", "object") + b"\x86R."
+    report = scan_bytes(tmp_path, data, "model.pkl", rules=rules)
+    assert "pickle-dynamic-callable" in {f.rule_id for f in report.findings if f.severity >= Severity.HIGH}, (
+        _explain(report)
+    )

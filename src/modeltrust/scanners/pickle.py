@@ -1564,7 +1564,33 @@ def _fold_dill_array(ctx: PickleContext, func: Ref, args: object, offset: int) -
     return made
 
 
-def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode: str) -> object | None:
+# Helpers whose called argument gets known arguments: (helper, called index) ->
+# (index of the argument it gets, whether that argument is spread as *args).
+# torch's _rebuild_from_type(_v2)(func, type, args, ...) runs func(*args); numpy's
+# __generator_ctor/__randomstate_ctor(name, ctor) run ctor(name).
+_INNER_ARGUMENTS: dict[tuple[str, str, int], tuple[int, bool]] = {
+    ("torch._tensor", "_rebuild_from_type", 0): (2, True),
+    ("torch._tensor", "_rebuild_from_type_v2", 0): (2, True),
+    ("numpy.random._pickle", "__generator_ctor", 1): (0, False),
+    ("numpy.random._pickle", "__randomstate_ctor", 1): (0, False),
+}
+
+
+def _inner_indices() -> dict[tuple[str, str], tuple[int, ...]]:
+    indices: dict[tuple[str, str], tuple[int, ...]] = {}
+    for module, name, index in _INNER_ARGUMENTS:
+        indices[(module, name)] = (*indices.get((module, name), ()), index)
+    return indices
+
+
+_INNER_INDICES = _inner_indices()
+# How deep helpers handed to helpers are followed before the walk gives up (high).
+MAX_HELPER_DEPTH = 4
+
+
+def _on_call(
+    ctx: PickleContext, func: object, args: object, offset: int, opcode: str, depth: int = 0
+) -> object | None:
     """Judge a call; returns the value a modelled helper's call stands for
     (an import, or the object it builds), if any."""
     if isinstance(func, Ref) and (func.module, func.name) in _FOLDED_HELPERS and opcode == "REDUCE":
@@ -1589,6 +1615,15 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
                 "cannot tell which of them it calls or loads",
                 subject=func.dotted,
             )
+        if not func.calls and isinstance(args, tuple):
+            # Not allowed (judged above), but still the call it makes is known:
+            # a loader it is handed gets its bytes walked.
+            for index in _INNER_INDICES.get((func.module, func.name), ()):
+                called = args[index] if index < len(args) else None
+                if isinstance(called, Ref) and (called.calls or (called.module, called.name) in _LOADERS):
+                    _on_helper_argument(
+                        ctx, func, called, args, index, offset, f"{opcode} via {func.dotted}", depth
+                    )
         for index in func.calls:
             if isinstance(args, tuple) and len(args) > index:
                 called = args[index]
@@ -1598,9 +1633,40 @@ def _on_call(ctx: PickleContext, func: object, args: object, offset: int, opcode
                 ):
                     creates = index == 0 and (func.module, func.name) in _INSTANCE_FACTORIES
                     via = f"{opcode} via {func.dotted}"
-                    _judge_call(ctx, called, args[index + 1 :], offset, via, creates)
+                    if isinstance(called, Ref) and (called.calls or (called.module, called.name) in _LOADERS):
+                        _on_helper_argument(ctx, func, called, args, index, offset, via, depth)
+                    else:
+                        _judge_call(ctx, called, args[index + 1 :], offset, via, creates)
         _inspect_loader_call(ctx, func, args, offset)
     return None
+
+
+def _on_helper_argument(
+    ctx: PickleContext,
+    func: Ref,
+    called: Ref,
+    args: tuple[object, ...],
+    index: int,
+    offset: int,
+    via: str,
+    depth: int,
+) -> None:
+    """A helper that calls or loads its own arguments, handed to a helper that
+    calls it: judged as the call it becomes where the arguments it gets are
+    known (torch's _rebuild_from_type), else high (they cannot be lined up)."""
+    known = _INNER_ARGUMENTS.get((func.module, func.name, index))
+    if known is not None and known[0] < len(args) and depth < MAX_HELPER_DEPTH:
+        inner = args[known[0]] if known[1] else (args[known[0]],)
+        if type(inner) is tuple:
+            _on_call(ctx, called, inner, offset, via, depth + 1)
+            return
+    ctx.report(
+        "pickle-dynamic-callable",
+        offset,
+        f"{via} calls {called.dotted}, itself a helper that calls or loads its arguments, with "
+        "arguments the walk cannot line up",
+        subject=called.dotted,
+    )
 
 
 _STR_TYPES = {("builtins", "str"), ("__builtin__", "str"), ("__builtin__", "unicode")}
