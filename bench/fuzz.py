@@ -205,10 +205,10 @@ def print_table(results: list[dict[str, object]], seconds: float) -> None:
 
 # --- bombs ----------------------------------------------------------------------------
 
-_PROBE = (
-    "import atexit, resource, runpy, sys\n"
+_PROBE = (  # VmHWM: Linux carries ru_maxrss over from the (larger) forking parent across exec
+    "import atexit, runpy, sys\n"
     "def _io():\n"
-    "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    rss = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
     "    wchar = open('/proc/self/io').read().split('wchar:')[1].split()[0]\n"
     "    print('PROBE', rss, wchar, file=sys.stderr)\n"
     "atexit.register(_io)\n"
