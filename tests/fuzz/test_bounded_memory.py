@@ -171,6 +171,12 @@ def test_wide_documents_are_walked_quickly(shape: bytes, monkeypatch: pytest.Mon
     assert time.perf_counter() - started < 2
 
 
+def test_a_wanted_value_of_millions_of_containers_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsontop, "WHOLE", 0)
+    with pytest.raises(jsontop.TooComplex):
+        jsontop.loads(b'{"class_name": "Sequential", "config": [' + b"[]," * 1_600_000 + b"[]]}", {"config"})
+
+
 def test_containers_past_the_step_budget_are_too_complex(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsontop, "WHOLE", 0)
     monkeypatch.setattr(jsontop, "MAX_STEPS", 1000)

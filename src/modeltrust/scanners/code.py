@@ -270,6 +270,8 @@ class JsonConfigScanner:
             raw = read_all(reader, MAX_JSON)
             data = jsontop.loads(raw, _CONFIG_KEYS)
             if isinstance(data, dict) and _is_keras_config(data) and len(raw) > jsontop.WHOLE:
+                if jsontop.too_many_containers(raw) is not None:
+                    raise jsontop.TooComplex(f"a Keras config of over {jsontop.MAX_CONTAINERS} containers")
                 data = json.loads(raw.decode("utf-8"))  # check_config walks the whole document
         except TooLarge:
             ctx.report("scan-unverified", location, f"JSON over {MAX_JSON} bytes was not parsed", self.name)

@@ -115,6 +115,9 @@ def _top_object(
         value_start = _SPACE.match(raw, pos + 1).end()  # type: ignore[union-attr]
         value_end = skip_value(raw, value_start)
         if key in keys:
+            containers = raw.count(b"{", value_start, value_end) + raw.count(b"[", value_start, value_end)
+            if containers > MAX_CONTAINERS:
+                raise TooComplex(f"the value of {key!r} holds over {MAX_CONTAINERS} objects and arrays")
             found[key] = json.loads(raw[value_start:value_end].decode("utf-8"))
         else:
             found.pop(key, None)  # a later duplicate wins, as in json.loads

@@ -115,8 +115,15 @@ def _read_json(archive: ZipArchive, member: ZipMember, where: Location, ctx: Sca
             "scan-limit", where, f"{reader.size} bytes of export JSON, over the {limit}-byte limit", SCANNER
         )
         return None
+    from .jsontop import MAX_CONTAINERS, too_many_containers
+
+    raw = reader.read_at(0, limit)
+    if too_many_containers(raw) is not None:
+        message = f"export JSON holds over {MAX_CONTAINERS} objects and arrays; not parsed"
+        ctx.report("scan-limit", where, message, SCANNER)
+        return None
     try:
-        parsed: object = json.loads(reader.read_at(0, limit))
+        parsed: object = json.loads(raw)
         return parsed
     except RecursionError:
         ctx.report("scan-limit", where, "export JSON nests too deeply to parse", SCANNER)
