@@ -1979,8 +1979,11 @@ def finish(ctx: PickleContext) -> None:
     for (module, name), (opcode, offset, call) in ctx.stats.denied.items():
         rule = ctx.classify(module, name).rule
         counts = ctx.stats.folded.get((module, name))
-        if rule is None or (counts is not None and counts[0] > 0 and counts[1] == 0):
-            continue  # every call of it was read as what it does
+        if rule is None:
+            continue
+        if counts is not None and counts[0] > 0 and counts[1] == 0:
+            _report_helper_read(ctx, module, name, offset, counts[0])  # every call read as what it does
+            continue
         usage = f"; {call}" if call else "; it is imported but not called here"
         ctx.report(
             rule.id,
@@ -1989,6 +1992,11 @@ def finish(ctx: PickleContext) -> None:
             subject=_short(f"{module}.{name}"),
             once_key="import",
         )
+    for module, name in sorted(ctx.stats.vouched & _TYPE_NAMES):
+        verdict = ctx.classify(module, name)
+        if verdict.verdict is Verdict.UNKNOWN:
+            offset = ctx.stats.imports.get((module, name), [0, None])[1]
+            _report_helper_read(ctx, module, name, offset, 0)
     if ctx.stats.names_dropped:
         ctx.report(
             "pickle-unknown-import",
@@ -2023,6 +2031,17 @@ def finish(ctx: PickleContext) -> None:
             )
         )
     ctx.suppressed.clear()
+
+
+def _report_helper_read(ctx: PickleContext, module: str, name: str, offset: object, calls: int) -> None:
+    what = f"{calls} call(s) read as what they do" if calls else "called with one argument (a type lookup)"
+    ctx.report(
+        "pickle-helper-read",
+        offset if isinstance(offset, int) else None,
+        f"imports {_short(f'{module}.{name}')}: {what}",
+        subject=_short(f"{module}.{name}"),
+        once_key="import",
+    )
 
 
 def _opcode_name(op: int) -> str:
