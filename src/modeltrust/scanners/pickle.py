@@ -1981,8 +1981,9 @@ def finish(ctx: PickleContext) -> None:
         counts = ctx.stats.folded.get((module, name))
         if rule is None:
             continue
-        if counts is not None and counts[0] > 0 and counts[1] == 0:
-            _report_helper_read(ctx, module, name, offset, counts[0])  # every call read as what it does
+        if counts is not None and counts[0] > 0 and counts[1] == 0:  # every call read as what it does
+            if (module, name) not in _GETATTR:  # (getattr folds into the import it names)
+                _report_helper_read(ctx, module, name, offset, counts[0])
             continue
         usage = f"; {call}" if call else "; it is imported but not called here"
         ctx.report(
