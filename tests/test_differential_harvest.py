@@ -91,18 +91,6 @@ def _subjects(report: ScanReport) -> set[str]:
 # name, judged by the allowlist. For our own benign files the oracle lets getattr
 # resolve, so the rest of the stream is still checked against the allowlist.
 GETATTR = frozenset({("builtins", "getattr"), ("__builtin__", "getattr")})
-# dill's and cloudpickle's helpers for data, which the walker reads as what they
-# do (scanners/pickler_helpers.py), and `type(x)` with one argument: resolved by
-# the oracle for our own files so the rest of the stream is checked too.
-FOLDED = frozenset(
-    {
-        ("dill._dill", "_create_array"),
-        ("dill._dill", "_load_type"),
-        ("dill._dill", "_eval_repr"),
-        ("cloudpickle.cloudpickle", "_builtin_type"),
-        ("builtins", "type"),
-    }
-)
 
 
 def _oracle_batch(
@@ -122,7 +110,7 @@ def _oracle_batch(
 @pytest.fixture(scope="session")
 def harvest_oracle() -> dict[str, oracle.OracleResult]:
     paths = {rel: (HARVEST / rel, str(e["loader"])) for rel, e in HARVEST_MANIFEST.items()}
-    return _oracle_batch(paths, oracle.Allow(names=GETATTR | FOLDED, rules=True))
+    return _oracle_batch(paths, oracle.Allow(names=GETATTR | oracle.FOLDED_HELPERS, rules=True))
 
 
 @pytest.fixture(scope="session")
