@@ -9,7 +9,7 @@ import struct
 
 from ..findings import Location
 from ..reader import ByteReader, read_all
-from ..sources.ziparchive import ZipArchive
+from ..sources.ziparchive import ZipArchive, ZipMember
 from .base import ScanContext
 from .pickle import Malformed, PickleContext, Ref, finish, walk_pickle
 from .pickle_file import scan_pickle_reader
@@ -55,14 +55,13 @@ def torch_pickle_members(names: list[str]) -> set[str]:
 
 
 def _role(name: str) -> str:
-    parts = name.split("/")
-    base = parts[-1]
+    folder, _, base = name.rpartition("/")
+    if base.isdigit() and folder.endswith("data") and (len(folder) == 4 or folder[-5] == "/"):
+        return "tensor"  # the common case first: one call per member of a 50,000-tensor checkpoint
     if base.endswith("pkl"):  # data.pkl, constants.pkl, *.debug_pkl
         return "pickle"
-    if "code" in (p.lower() for p in parts[:-1]) and base.lower().endswith(".py"):
+    if base.lower().endswith(".py") and "/code/" in f"/{folder.lower()}/":
         return "code"  # found by miniz in any case, like the pickle records
-    if len(parts) >= 2 and parts[-2] == "data" and base.isdigit():
-        return "tensor"
     if base in _METADATA:
         return "metadata"  # read by torch as text, never unpickled (in .data/ too)
     return "other"
@@ -75,9 +74,11 @@ def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
     # torch.load hands an archive with a constants.pkl record (as miniz finds
     # it: under the first member's folder, any case) to torch.jit.load.
     torchscript = any(name.lower().endswith("/constants.pkl") for name in loaded)
-    _report_program(archive, location, ctx, torchscript)
-    for member in archive.members:
-        role = "pickle" if member.name in loaded else _role(member.name)
+    roles = [
+        (member, "pickle" if member.name in loaded else _role(member.name)) for member in archive.members
+    ]
+    _report_program(archive, roles, location, ctx, torchscript)
+    for member, role in roles:
         if member.is_dir or role in ("tensor", "metadata"):
             continue  # tensor payload is never read
         reader = open_zip_member(archive, member, location, ctx)
@@ -95,12 +96,18 @@ def scan_torch_zip(archive: ZipArchive, location: Location, ctx: ScanContext) ->
             ctx.scan_member(reader, where, SCANNER)
 
 
-def _report_program(archive: ZipArchive, location: Location, ctx: ScanContext, torchscript: bool) -> None:
+def _report_program(
+    archive: ZipArchive,
+    roles: list[tuple[ZipMember, str]],
+    location: Location,
+    ctx: ScanContext,
+    torchscript: bool,
+) -> None:
     """A TorchScript archive is a program: torch.jit.load (and torch.load, which
     hands it over) compiles its code/ and runs it, `__setstate__` methods on
     load and `forward` on every call. A plain torch.save checkpoint has none."""
-    code = [m.name for m in archive.members if not m.is_dir and _role(m.name) == "code"]
-    mobile = [m.name for m in archive.members if m.name.rsplit("/", 1)[-1] == "bytecode.pkl"]
+    code = [m.name for m, role in roles if role == "code" and not m.is_dir]
+    mobile = [m.name for m, role in roles if role == "pickle" and m.name.rsplit("/", 1)[-1] == "bytecode.pkl"]
     if not (torchscript or code or mobile):
         return
     parts = [f"{len(code)} code/ file(s)"] if code else []
