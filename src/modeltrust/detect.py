@@ -84,6 +84,7 @@ TFLITE = "tflite"
 SENTENCEPIECE = "sentencepiece"
 MSGPACK = "msgpack"
 UBJSON = "ubjson"
+TF_BUNDLE_INDEX = "tf-bundle-index"
 
 COMPRESSED = {GZIP, BZIP2, XZ, LZMA, ZLIB, LZ4, JOBLIB_ZF}
 EXECUTABLE = {ELF, PE, MACHO}
@@ -156,6 +157,8 @@ def sniff(reader: ByteReader) -> str:
         return MSGPACK
     if fmt == UNKNOWN and _looks_like_ubjson(head):
         return UBJSON
+    if fmt == UNKNOWN and _is_tf_bundle_index(reader):
+        return TF_BUNDLE_INDEX  # variables.index, *.ckpt.index: a table ending in its magic
     return fmt
 
 
@@ -196,6 +199,12 @@ def _looks_like_msgpack_map(head: bytes) -> bool:
     if not key_at or len(head) <= key_at:
         return False
     return 0xA0 <= head[key_at] <= 0xBF or head[key_at] in (0xD9, 0xDA, 0xDB)
+
+
+def _is_tf_bundle_index(reader: ByteReader) -> bool:
+    from .scanners.tfbundle import is_bundle_index
+
+    return is_bundle_index(reader)
 
 
 def _looks_like_ubjson(head: bytes) -> bool:

@@ -286,9 +286,8 @@ def _scan(config: ScanConfig, rules: RuleSet | None, progress: ProgressCallback 
 
 def _scan_repositories(config: ScanConfig, items: list[LocalFile], ctx: ScanContext) -> None:
     """What loaders import across a repository's files (trust_remote_code graphs)."""
-    if not any(
-        i.display.lower().endswith((".json", ".py", ".pyw", ".pyc", ".jinja", ".j2", ".onnx")) for i in items
-    ):
+    names = (".json", ".py", ".pyw", ".pyc", ".jinja", ".j2", ".onnx", ".index", ".pb")
+    if not any(i.display.lower().endswith(names) for i in items):
         return
     from .scanners.repo import RepoFile, group_by_root, scan_repo
 

@@ -360,6 +360,12 @@ def _more_targets() -> list[Target]:
             _MSGPACK_TOKENS,
         ),
         Target(
+            "tf-bundle-index",
+            _scanner_target("tf-bundle-index"),
+            lambda: fixture_seeds("tf-bundle-index"),
+            (b"\xff\xff\xff\xff\x0f", b"\x00\x00\x00\x00", b"\x01", b"\x57\xfb\x80\x8b\x24\x75\x47\xdb"),
+        ),
+        Target(
             "ubjson",
             _scanner_target("ubjson"),
             seeds.ubjson_seeds,

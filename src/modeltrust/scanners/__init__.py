@@ -48,6 +48,7 @@ SCANNERS: dict[str, tuple[str, str]] = {
     "sentencepiece": ("sentencepiece", "SentencePieceScanner"),
     "msgpack": ("msgpack", "MsgpackScanner"),
     "ubjson": ("ubjson", "UbjsonScanner"),
+    "tf-bundle-index": ("tfbundle", "TfBundleScanner"),
     "datasets-state": ("saved_dataset", "SavedDatasetScanner"),
     "datasets-dict": ("saved_dataset", "SavedDatasetScanner"),
 }

@@ -87,6 +87,14 @@ def scan_repo(files: dict[str, RepoFile], ctx: ScanContext) -> None:
             _check_template(files[path], ctx)
         elif name.endswith(".onnx"):
             _onnx_external_data(path, files, ctx)
+        elif name.endswith(".index"):
+            from .tfbundle import record_shards
+
+            record_shards(path, files, ctx)  # TensorFlow checkpoint / SavedModel variables shards
+        elif name == "fingerprint.pb":
+            from .savedmodel import record_fingerprint
+
+            record_fingerprint(path, files, ctx)
         if name.endswith(".json") and ("config" in name or name in _OTHER_LOADER_CONFIGS):
             for module, why in _config_modules(files[path], ctx):
                 base = posixpath.dirname(path)
