@@ -11,8 +11,9 @@ past the watchdog) is restarted; the input it was running is kept as a crash.
 Printed per target: executions, failures (internal exceptions, including the
 report's `scan-error` findings, and unique signatures), inputs over 5 s of CPU
 time, the slowest input (wall and CPU time: under `nice` on a shared machine
-the wall time measures the neighbours too), peak RSS and the most bytes one
-input wrote (temp files).
+the wall time measures the neighbours too), the workers' peak RSS, the peak of
+the inputs that raised it past 256 MB re-run alone in a fresh process
+("alone"), and the most bytes one input wrote (temp files).
 Failing and slow inputs are saved under bench/out/fuzz/<target>/.
 """
 
@@ -152,7 +153,35 @@ def run_target(name: str, seconds: float, seed: int) -> dict[str, object]:
                 kept = state / f"died-{runs}.bin"
                 current.rename(kept)
                 deaths.append(f"worker exit {code} on {kept}")
-    return _merge(name, state, runs, deaths)
+    total = _merge(name, state, runs, deaths)
+    total["input_peak_mb"] = recheck_heavy(name, state)
+    return total
+
+
+_RECHECK = (
+    "import sys\n"
+    "sys.path[:0] = [sys.argv[1], sys.argv[1] + '/src']\n"
+    "from tests.fuzz.targets import targets\n"
+    "targets()[sys.argv[2]].run(open(sys.argv[3], 'rb').read())\n"
+    "print('PEAK', open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
+)
+
+
+def recheck_heavy(name: str, state: Path, most: int = 8) -> int:
+    """Peak memory of the inputs that raised the worker's RSS past 256 MB, each
+    re-run alone in a fresh process (a worker's RSS also holds the corpus, the
+    allocator's arenas and every earlier input's leftovers). 0 if none."""
+    samples = sorted(state.glob("heavy-*.bin"), key=lambda p: int(p.stem.split("-")[1]), reverse=True)[:most]
+    peak = 0
+    for sample in samples:
+        command = ["nice", "-n", "19", sys.executable, "-c", _RECHECK, str(ROOT), name, str(sample)]
+        try:
+            proc = subprocess.run(command, capture_output=True, timeout=WATCHDOG_SECONDS, check=False)
+        except subprocess.TimeoutExpired:
+            continue
+        if b"PEAK " in proc.stdout:
+            peak = max(peak, int(proc.stdout.split(b"PEAK ")[-1].split()[0]) // 1024)
+    return peak
 
 
 def _merge(name: str, state: Path, runs: int, deaths: list[str]) -> dict[str, object]:
@@ -183,7 +212,7 @@ def _merge(name: str, state: Path, runs: int, deaths: list[str]) -> dict[str, ob
 def print_table(results: list[dict[str, object]], seconds: float) -> None:
     print(f"\nfuzz campaign: {seconds:g} s per target, nice -n 19\n")
     header = f"{'target':14} {'execs':>8} {'execs/s':>8} {'failures':>8} {'unique':>6} {'>5 s':>5} "
-    header += f"{'slowest':>8} {'cpu':>7} {'peak RSS':>9} {'max write':>10} deaths"
+    header += f"{'slowest':>8} {'cpu':>7} {'peak RSS':>9} {'alone':>7} {'max write':>10} deaths"
     print(header)
     for r in results:
         failures = r["failures"]
@@ -193,6 +222,7 @@ def print_table(results: list[dict[str, object]], seconds: float) -> None:
             f"{r['target']!s:14} {r['executions']:>8} {int(r['executions']) / seconds:>8.0f} {count:>8} "  # type: ignore[call-overload]
             f"{len(failures):>6} {r['slow']:>5} {float(r['max_seconds']):>7.2f}s "  # type: ignore[arg-type]
             f"{float(r['max_cpu_seconds']):>6.2f}s {r['peak_rss_mb']:>6} MB "  # type: ignore[arg-type]
+            f"{r.get('input_peak_mb', 0):>4} MB "
             f"{int(r['max_written']) / (1 << 20):>7.1f} MB {len(r['deaths'])}"  # type: ignore[call-overload]
         )
     for r in results:
