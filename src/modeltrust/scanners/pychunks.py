@@ -9,8 +9,12 @@ bracket); a candidate inside a string, a bracket or after a backslash makes
 the piece before it fail to parse (the tokenizer reads the same prefix the
 whole file's would), and the piece grows until it parses. A single statement
 too large to parse alone (a class of 65,000 methods) is split at its body's
-indentation the same way, its pieces parsed under `if 1:`. What still does
-not fit is reported by the caller as an incomplete analysis."""
+indentation the same way, its pieces parsed inside `if 1:` blocks (`try:`
+for a split try statement, closed by `finally`), after blank lines that keep
+the file's line numbers. What still does not fit is reported by the caller
+as an incomplete analysis, and pieces that stop parsing in a file this
+reader split are reported the same way (the cut may be ours, not the file's
+error)."""
 
 from __future__ import annotations
 
@@ -25,8 +29,6 @@ MAX_PIECE = 512 << 10
 """Characters parsed at once at most (about 100 MB of syntax tree)."""
 MAX_DEPTH = 8
 """Nested bodies split at most this deep."""
-
-_WRAP = "if 1:\n"
 
 
 class Incomplete(Exception):
