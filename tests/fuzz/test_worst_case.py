@@ -75,3 +75,15 @@ def test_json_with_millions_of_containers_is_not_built(where: str, tmp_path: Pat
         path.write_bytes(buf.getvalue())
     report = scan(ScanConfig(targets=(str(path),)))
     assert any(f.rule_id == "scan-limit" and "objects and arrays" in f.message for f in report.findings)
+
+
+def test_arrow_schema_walk_is_held_to_the_time_budget(tmp_path: Path) -> None:
+    from modeltrust.config import Limits
+
+    if importlib.util.find_spec("pyarrow") is None:
+        pytest.skip("pyarrow is not installed (fixtures extra)")
+    path = tmp_path / "data.arrow"
+    path.write_bytes(CASES["Arrow: huge schema"][1](2 << 20))
+    limits = Limits(seconds_per_file=0.0, bytes_per_second=1 << 60)
+    report = scan(ScanConfig(targets=(str(path),), limits=limits))
+    assert "scan-limit" in {f.rule_id for f in report.findings}

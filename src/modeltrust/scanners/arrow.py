@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..findings import DataColumn, DataFile, Location, Severity
@@ -25,6 +26,8 @@ from .flatbuf import FlatError, Table, root
 SCANNER = "arrow"
 FILE_MAGIC = b"ARROW1"
 CONTINUATION = 0xFFFFFFFF
+CheckTime = Callable[[], None]
+"""Raises LimitReached when the file's time budget is spent (ScanContext.check_time)."""
 MAX_SCHEMA_BYTES = 64 << 20
 MAX_FIELDS = 1_000_000
 MAX_DEPTH = 128  # pyarrow 26 reads structs nested 124 deep and no deeper
@@ -82,8 +85,9 @@ class ArrowLimitError(ArrowFormatError):
 
 
 class _SchemaReader:
-    def __init__(self) -> None:
+    def __init__(self, check_time: CheckTime | None = None) -> None:
         self.count = 0
+        self.check_time = check_time
 
     def schema(self, table: Table) -> ArrowSchema:
         fields = tuple(self.field(t, 0) for t in table.tables(1, MAX_FIELDS))
@@ -91,6 +95,8 @@ class _SchemaReader:
 
     def field(self, table: Table, depth: int) -> ArrowField:
         self.count += 1
+        if not self.count & 0xFFF and self.check_time is not None:
+            self.check_time()  # raises LimitReached when the file's time budget is spent
         if depth > MAX_DEPTH:  # past what Arrow's own FlatBuffers verifier accepts
             raise ArrowFormatError(f"fields nest deeper than {MAX_DEPTH} levels (Arrow refuses such schemas)")
         if self.count > MAX_FIELDS:
@@ -148,17 +154,17 @@ def _type_name(type_id: int, detail: Table | None, children: tuple[ArrowField, .
     return f"type {type_id}"
 
 
-def parse_schema_message(data: bytes) -> ArrowSchema:
+def parse_schema_message(data: bytes, check_time: CheckTime | None = None) -> ArrowSchema:
     """An encapsulated IPC message (as in Parquet's ARROW:schema) holding a Schema."""
     body = data
     if len(body) >= 8 and struct.unpack_from("<I", body)[0] == CONTINUATION:
         body = body[8:]
     elif len(body) >= 4 and 0 < struct.unpack_from("<i", body)[0] <= len(body) - 4:
         body = body[4:]  # pre-0.15 framing: a length without the continuation marker
-    return _schema_from_message(body)
+    return _schema_from_message(body, check_time)
 
 
-def _schema_from_message(flatbuffer: bytes | ByteReader) -> ArrowSchema:
+def _schema_from_message(flatbuffer: bytes | ByteReader, check_time: CheckTime | None = None) -> ArrowSchema:
     try:
         message = root(flatbuffer)
         if message.integer(1, "B") != 1:
@@ -166,7 +172,7 @@ def _schema_from_message(flatbuffer: bytes | ByteReader) -> ArrowSchema:
         header = message.table(2)
         if header is None:
             raise ArrowFormatError("the schema message has no schema")
-        return _SchemaReader().schema(header)
+        return _SchemaReader(check_time).schema(header)
     except FlatError as exc:
         raise ArrowFormatError(str(exc)) from None
 
@@ -206,12 +212,12 @@ def _frame(reader: ByteReader, offset: int) -> tuple[int, int]:
     return start, length
 
 
-def read_stream_schema(reader: ByteReader, offset: int) -> ArrowSchema:
+def read_stream_schema(reader: ByteReader, offset: int, check_time: CheckTime | None = None) -> ArrowSchema:
     """The schema message at `offset` of an IPC stream."""
     start, length = _frame(reader, offset)
     if length == 0:
         raise ArrowFormatError("the stream ends before its schema")
-    return _schema_from_message(reader.read_at(start, length))
+    return _schema_from_message(reader.read_at(start, length), check_time)
 
 
 def count_rows(reader: ByteReader, offset: int, end: int, max_messages: int = 1_000_000) -> int | None:
@@ -238,7 +244,7 @@ def count_rows(reader: ByteReader, offset: int, end: int, max_messages: int = 1_
     return None
 
 
-def read_file_footer_schema(reader: ByteReader) -> ArrowSchema:
+def read_file_footer_schema(reader: ByteReader, check_time: CheckTime | None = None) -> ArrowSchema:
     """The schema in an IPC file's footer (what `pyarrow.ipc.open_file` and Feather use)."""
     size = reader.size
     tail = reader.read_at(size - 10, 10) if size >= 18 else b""
@@ -255,7 +261,7 @@ def read_file_footer_schema(reader: ByteReader) -> ArrowSchema:
         schema = footer.table(1)
         if schema is None:
             raise ArrowFormatError("the footer has no schema")
-        return _SchemaReader().schema(schema)
+        return _SchemaReader(check_time).schema(schema)
     except FlatError as exc:
         raise ArrowFormatError(str(exc)) from None
 
@@ -429,7 +435,7 @@ class ArrowFileScanner:
         schemas: list[ArrowSchema] = []
         for label, read in (("footer", read_file_footer_schema), ("stream", _stream_after_magic)):
             try:
-                schema = read(reader)
+                schema = read(reader, ctx.check_time)
             except ArrowFormatError as exc:
                 message = f"Arrow file {label} schema unreadable: {exc}"
                 report_unreadable(ctx, location, message, exc, self.name)
@@ -447,8 +453,8 @@ def report_unreadable(ctx: ScanContext, where: Location, message: str, exc: Exce
     ctx.report(rule, where, message, scanner)
 
 
-def _stream_after_magic(reader: ByteReader) -> ArrowSchema:
-    return read_stream_schema(reader, 8)
+def _stream_after_magic(reader: ByteReader, check_time: CheckTime | None = None) -> ArrowSchema:
+    return read_stream_schema(reader, 8, check_time)
 
 
 def _after_first(reader: ByteReader) -> int:
@@ -464,7 +470,7 @@ class ArrowStreamScanner:
 
     def scan(self, reader: ByteReader, location: Location, ctx: ScanContext) -> None:
         try:
-            schema = read_stream_schema(reader, 0)
+            schema = read_stream_schema(reader, 0, ctx.check_time)
         except ArrowFormatError as exc:
             report_unreadable(ctx, location, f"Arrow stream schema unreadable: {exc}", exc, self.name)
             record_file(ctx, location, "arrow-stream", None, None)

@@ -237,7 +237,7 @@ class ParquetScanner:
                 continue
             for decoded in _decodings(value):
                 try:
-                    schema = arrow.parse_schema_message(decoded)
+                    schema = arrow.parse_schema_message(decoded, ctx.check_time)
                 except arrow.ArrowFormatError as exc:
                     message = f"embedded Arrow schema unreadable: {exc}"
                     arrow.report_unreadable(ctx, where, message, exc, self.name)
