@@ -34,13 +34,7 @@ HARVEST_MANIFEST: dict[str, dict[str, object]] = json.loads((HARVEST / "manifest
 
 # Harvested files the walker still gets wrong (reproducers sent to the walker):
 # they are expected to fail until the fix lands, and strict xfail says so.
-WALKER_PENDING_CLEAN: dict[str, str] = {
-    "sklearn-pipeline/column_transformer_frame.joblib.lzma": (
-        "the plain-pickle view of this joblib stream reads array bytes as opcodes up to "
-        "find_class('Pipeline', 'dtype'), which CPython attempts (ModuleNotFoundError) and the "
-        "walker reports as an unknown call (high); reported to pickle-redteam"
-    ),
-}
+WALKER_PENDING_CLEAN: dict[str, str] = {}
 WALKER_PENDING_SEEN: dict[str, str] = {}
 
 LOADER_BY_SUFFIX = {

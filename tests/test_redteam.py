@@ -35,6 +35,7 @@ LOADERS = {
     "dill": ("dill", "import dill\ndill.load(open('sample', 'rb'))"),
     "cloudpickle": ("cloudpickle", "import cloudpickle\ncloudpickle.load(open('sample', 'rb'))"),
     "pandas": ("pandas", "import pandas\npandas.read_pickle('sample', compression=None)"),
+    "pandas-gz": ("pandas", "import pandas\npandas.read_pickle('sample', compression='gzip')"),
     "pandas-xz": ("pandas", "import pandas\npandas.read_pickle('sample', compression='xz')"),
 }
 
@@ -241,3 +242,9 @@ def test_mutated_payloads_are_flagged(seed: int, tmp_path: Path, rules: RuleSet)
     for name in ("model.pkl", "notes.txt", "model.bin"):
         report = scan_bytes(tmp_path, data, name, rules=rules)
         assert _payload_seen(report), (data, name, _explain(report))
+
+
+def test_plain_view_budget_is_high_not_noise(rules: RuleSet) -> None:
+    report = _scan("plain_view_value_budget.pkl.gz", rules)
+    limits = [f for f in report.findings if f.rule_id == "pickle-opcode-limit"]
+    assert limits and limits[0].severity >= Severity.HIGH, _explain(report)

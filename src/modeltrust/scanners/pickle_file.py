@@ -3,9 +3,10 @@ cloudpickle, and the pickles inside torch and NumPy files."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 
-from ..findings import Location
+from ..findings import Finding, Location
 from ..reader import ByteReader, BytesReader
 from . import joblib
 from .base import ScanContext
@@ -63,8 +64,10 @@ def scan_pickle_reader(
     return pctx
 
 
-# Structural complaints expected when raw array bytes are read as opcodes.
-_VIEW_NOISE = {"pickle-malformed", "pickle-trailing-data", "pickle-opcode-limit", "pickle-unknown-import"}
+# Structural complaints expected when raw array bytes are read as opcodes. (A
+# budget the view runs out of is not: pickle.load reads on past it, so array
+# bytes of a million pushes could hide a payload from the view.)
+_VIEW_NOISE = {"pickle-malformed", "pickle-trailing-data", "pickle-unknown-import"}
 
 
 def _plain_pickle_view(
@@ -84,13 +87,43 @@ def _plain_pickle_view(
     )
     scan_pickle_stream(view, start, reader.size, max_pickles=max_pickles)
     finish(view)
+    stop = _missing_module_stop(view.findings)
     for finding in view.findings:
         key = (finding.rule_id, finding.location, finding.subject)
         if finding.rule_id in _VIEW_NOISE or key in seen:
             continue
+        if stop is not None and finding.location.offset is not None and finding.location.offset >= stop:
+            continue
         ctx.findings.append(
             replace(finding, message=f"read with plain pickle.load (not joblib): {finding.message}")
         )
+
+
+def _missing_module_stop(findings: list[Finding]) -> int | None:
+    """Where the view's pickle.load stops at an import of a top-level module
+    that cannot be found: array bytes read as opcodes spell such names (a
+    ColumnTransformer's `Pipeline\ndtype`), and pickle.load raises
+    ModuleNotFoundError there. Only in this second view of a joblib stream;
+    the module is looked up, never imported."""
+    stops = [
+        f.location.offset
+        for f in findings
+        if f.rule_id in _UNKNOWN and f.location.offset is not None and not _module_found(f.subject)
+    ]
+    return min(stops) if stops else None
+
+
+_UNKNOWN = {"pickle-unknown-call", "pickle-unknown-import"}
+
+
+def _module_found(dotted: str) -> bool:
+    top = dotted.partition(".")[0]
+    if not top.isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class PickleScanner:
