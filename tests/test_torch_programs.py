@@ -207,3 +207,19 @@ def test_guards_torch_prints_for_a_transformer_are_clean(tmp_path: Path) -> None
     ]
     report = scan_bytes(tmp_path, _edited(DYNAMIC, lambda p: p.update(guards_code=guards)), "model.pt2")
     assert not rules_of(report), report.findings
+
+
+def test_pre_2_8_export_layout_is_read_the_same_way(tmp_path: Path) -> None:
+    """torch.export.load's fallback: a top-level `version` and the program in
+    serialized_exported_program.json beside serialized_*.pt members."""
+    program = json.loads(_member(DYNAMIC, "/models/model.json"))
+    program["range_constraints"] = {"__import__('os').system('touch modeltrust-pwned')": {"min_val": 2}}
+    data = _zip({
+        "version": b"8.0",
+        "serialized_exported_program.json": json.dumps(program).encode(),
+        "serialized_state_dict.pt": b"cos\nsystem\n(Vx\ntR.",
+    })  # fmt: skip
+    report = scan_bytes(tmp_path, data, "model.pt2")
+    found = {(f.rule_id, f.location.members[-1] if f.location.members else "") for f in report.findings}
+    assert ("pt2-python-code", "serialized_exported_program.json") in found, report.findings
+    assert report.max_severity is Severity.CRITICAL
