@@ -248,3 +248,20 @@ def test_plain_view_budget_is_high_not_noise(rules: RuleSet) -> None:
     report = _scan("plain_view_value_budget.pkl.gz", rules)
     limits = [f for f in report.findings if f.rule_id == "pickle-opcode-limit"]
     assert limits and limits[0].severity >= Severity.HIGH, _explain(report)
+
+
+def test_wrapper_built_by_an_argument_calling_helper_is_followed(rules: RuleSet) -> None:
+    # _rebuild_from_type_v2(copyreg.__newobj__, W, (W,), None) is a wrapper made without __init__.
+    assert _payload_seen(_scan("joblib_wrapper_from_rebuild_helper.joblib", rules))
+
+
+def test_wrapper_maybe_built_by_a_helper_is_high(tmp_path: Path, rules: RuleSet) -> None:
+    # _rebuild_from_type_v2(W, W, (...), None) runs W.__init__ with arguments: not followed, high.
+    from loader_polyglots import WRAPPER, _dtype, _swallowed_payload, _wrapper
+
+    make = redteam.sg("torch._tensor", "_rebuild_from_type_v2") + b"(" + WRAPPER + WRAPPER + b")NtR"
+    data = _wrapper(make, _dtype("f8"), False) + _swallowed_payload()
+    report = scan_bytes(tmp_path, data, "model.joblib", rules=rules)
+    assert "pickle-not-modelled" in {f.rule_id for f in report.findings if f.severity >= Severity.HIGH}, (
+        _explain(report)
+    )

@@ -113,7 +113,50 @@ def wrapper_kind(target: Call) -> str | None:
     helper = dotted in _NEW_HELPERS or dotted.endswith(".__new__")
     if helper and isinstance(args, tuple) and args and isinstance(args[0], Ref):
         return WRAPPERS.get(_dotted(args[0]))
+    made = _rebuilt_by_new(dotted, args)
+    if made is not None:
+        return made
+    if func.calls and _names_a_wrapper(args):
+        # An allowed helper that calls its arguments, handed the class (torch's
+        # _rebuild_from_type_v2(copyreg.__newobj__, W, (W,), None) returns a W):
+        # the result may be a wrapper whose array joblib reads. (Anything else
+        # that may return one is a call the walk judges high already.)
+        raise NotModelled(f"{func.dotted} is handed a joblib array wrapper class", target.offset)
     return None
+
+
+_REBUILD_FROM_TYPE = {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
+
+
+def _rebuilt_by_new(dotted: str, args: object) -> str | None:
+    """torch's _rebuild_from_type(_v2)(func, W, args, ...) returns func(*args)
+    when its type is W: with func one of copyreg's creators (or W.__new__) and
+    args[0] a wrapper class, a wrapper made without __init__."""
+    if dotted not in _REBUILD_FROM_TYPE or not isinstance(args, tuple) or len(args) < 3:
+        return None
+    inner_func, inner_args = args[0], args[2]
+    if not (isinstance(inner_func, Ref) and isinstance(inner_args, tuple) and inner_args):
+        return None
+    inner = _dotted(inner_func)
+    creates = inner in _NEW_HELPERS or (inner.endswith(".__new__") and inner[: -len(".__new__")] in WRAPPERS)
+    if creates and isinstance(inner_args[0], Ref):
+        return WRAPPERS.get(_dotted(inner_args[0]))
+    return None
+
+
+def _names_a_wrapper(args: object) -> bool:
+    """A wrapper class among the arguments and the tuples nested in them
+    (breadth first, at most 256 values: tuples can share parts)."""
+    pending = [args]
+    seen = 0
+    while pending and seen < 256:
+        value = pending.pop()
+        seen += 1
+        if isinstance(value, Ref) and _dotted(value) in WRAPPERS:
+            return True
+        if isinstance(value, tuple):
+            pending.extend(value[:KEEP_ITEMS])
+    return bool(pending)  # not looked through: may be
 
 
 def _init_attributes(target: Call, kind: str, ctx: PickleContext) -> dict[object, object]:
