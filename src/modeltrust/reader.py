@@ -63,6 +63,13 @@ class FileReader:
             os.close(self._fd)
             self._fd = -1
 
+    def __del__(self) -> None:
+        # Archive members inflated to temp files are handed to scanners that
+        # do not close them: the descriptor goes with the reader (a fuzz worker
+        # ran out of descriptors after 78,000 zips).
+        if getattr(self, "_fd", -1) >= 0:
+            self.close()
+
     def __enter__(self) -> FileReader:
         return self
 
