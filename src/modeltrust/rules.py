@@ -221,6 +221,7 @@ class RuleSet:
     _deny_any_glob: list[tuple[str, _DenyEntry]] = field(default_factory=list, repr=False)
     # Version 1 glob entries keyed by their module's first component ("" if it is a glob).
     _glob_index: dict[str, list[tuple[int, AllowEntry]]] | None = field(default=None, repr=False)
+    _top_modules: frozenset[str] | None = field(default=None, repr=False)
 
     def rule(self, rule_id: str) -> Rule:
         try:
@@ -267,6 +268,15 @@ class RuleSet:
                     if _allow_matches(entry.pattern, mod, attr):
                         return entry.verdict()
         return ImportVerdict(Verdict.UNKNOWN)
+
+    def names_package(self, top: str) -> bool:
+        """Whether any allow or deny entry names a module of the top-level
+        package `top`: a package the rules know is one a victim may have."""
+        if self._top_modules is None:
+            patterns = [entry.pattern for entry in self.allow]
+            patterns += [pattern for pattern, _ in self.deny + self.code_deny]
+            self._top_modules = frozenset(p.module.partition(".")[0] for p in patterns)
+        return top in self._top_modules
 
     def _glob_entries(self) -> dict[str, list[tuple[int, AllowEntry]]]:
         if self._glob_index is None:

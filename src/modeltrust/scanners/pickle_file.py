@@ -4,10 +4,12 @@ cloudpickle, and the pickles inside torch and NumPy files."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import replace
 
 from ..findings import Finding, Location
 from ..reader import ByteReader, BytesReader
+from ..rules import RuleSet
 from . import joblib
 from .base import ScanContext
 from .pickle import CHUNK, SCANNER, PickleContext, finish, scan_pickle_stream
@@ -87,7 +89,7 @@ def _plain_pickle_view(
     )
     scan_pickle_stream(view, start, reader.size, max_pickles=max_pickles)
     finish(view)
-    stop = _missing_module_stop(view.findings)
+    stop = _missing_module_stop(view.findings, ctx.rules)
     for finding in view.findings:
         key = (finding.rule_id, finding.location, finding.subject)
         if finding.rule_id in _VIEW_NOISE or key in seen:
@@ -99,16 +101,19 @@ def _plain_pickle_view(
         )
 
 
-def _missing_module_stop(findings: list[Finding]) -> int | None:
+def _missing_module_stop(findings: list[Finding], rules: RuleSet) -> int | None:
     """Where the view's pickle.load stops at an import of a top-level module
     that cannot be found: array bytes read as opcodes spell such names (a
     ColumnTransformer's `Pipeline\ndtype`), and pickle.load raises
     ModuleNotFoundError there. Only in this second view of a joblib stream;
-    the module is looked up, never imported."""
+    the module is looked up, never imported. A standard-library module or a
+    package the rules name never stops the view, installed here or not: the
+    machine that loads the file may have it (a scanner venv without torch
+    must still see a payload that calls into torch)."""
     stops = [
         f.location.offset
         for f in findings
-        if f.rule_id in _UNKNOWN and f.location.offset is not None and not _module_found(f.subject)
+        if f.rule_id in _UNKNOWN and f.location.offset is not None and not _may_exist(f.subject, rules)
     ]
     return min(stops) if stops else None
 
@@ -116,10 +121,12 @@ def _missing_module_stop(findings: list[Finding]) -> int | None:
 _UNKNOWN = {"pickle-unknown-call", "pickle-unknown-import"}
 
 
-def _module_found(dotted: str) -> bool:
+def _may_exist(dotted: str, rules: RuleSet) -> bool:
     top = dotted.partition(".")[0]
     if not top.isidentifier():
         return False
+    if top in sys.stdlib_module_names or rules.names_package(top):
+        return True
     try:
         return importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):
