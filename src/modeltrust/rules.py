@@ -16,7 +16,9 @@ from __future__ import annotations
 import _compat_pickle
 import fnmatch
 import hashlib
+import importlib.util
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -193,6 +195,11 @@ def _is_dunder_walk(name: str) -> bool:
 
 # A deny pattern with its position in file order (the first match wins).
 _DenyEntry = tuple[int, ImportPattern, Rule]
+# Python 2 module names pickle.load maps to Python 3 ones (fix_imports): `__builtin__`.
+_PY2_MODULES = frozenset(
+    [name.partition(".")[0] for name in _compat_pickle.IMPORT_MAPPING]
+    + [module.partition(".")[0] for module, _ in _compat_pickle.NAME_MAPPING]
+)
 # Names longer than this are never allowed or matched (they are unknown).
 MAX_NAME_CHARS = 1024
 # Verdicts remembered per rule set; cleared when full (bounded memory).
@@ -222,6 +229,7 @@ class RuleSet:
     # Version 1 glob entries keyed by their module's first component ("" if it is a glob).
     _glob_index: dict[str, list[tuple[int, AllowEntry]]] | None = field(default=None, repr=False)
     _top_modules: frozenset[str] | None = field(default=None, repr=False)
+    _found_here: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def rule(self, rule_id: str) -> Rule:
         try:
@@ -277,6 +285,27 @@ class RuleSet:
             patterns += [pattern for pattern, _ in self.deny + self.code_deny]
             self._top_modules = frozenset(p.module.partition(".")[0] for p in patterns)
         return top in self._top_modules
+
+    def module_may_exist(self, dotted: str) -> bool:
+        """Whether a machine that loads a pickle may import `dotted`'s top-level
+        module: a dotted name of identifiers whose top is in the standard
+        library, named by the rules, or installed here (looked up, never
+        imported). What the scanning machine lacks alone never decides it."""
+        if not dotted or not all(part.isidentifier() for part in dotted.split(".")):
+            return False
+        top = dotted.partition(".")[0]
+        if top in sys.stdlib_module_names or top in _PY2_MODULES or self.names_package(top):
+            return True
+        found = self._found_here.get(top)
+        if found is None:
+            try:
+                found = importlib.util.find_spec(top) is not None
+            except (ImportError, ValueError):
+                found = False
+            if len(self._found_here) >= _CACHE_SIZE:
+                self._found_here.clear()
+            self._found_here[top] = found
+        return found
 
     def _glob_entries(self) -> dict[str, list[tuple[int, AllowEntry]]]:
         if self._glob_index is None:

@@ -3,8 +3,6 @@ cloudpickle, and the pickles inside torch and NumPy files."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 
 from ..findings import Finding, Location
@@ -113,24 +111,12 @@ def _missing_module_stop(findings: list[Finding], rules: RuleSet) -> int | None:
     stops = [
         f.location.offset
         for f in findings
-        if f.rule_id in _UNKNOWN and f.location.offset is not None and not _may_exist(f.subject, rules)
+        if f.rule_id in _UNKNOWN and f.location.offset is not None and not rules.module_may_exist(f.subject)
     ]
     return min(stops) if stops else None
 
 
 _UNKNOWN = {"pickle-unknown-call", "pickle-unknown-import"}
-
-
-def _may_exist(dotted: str, rules: RuleSet) -> bool:
-    top = dotted.partition(".")[0]
-    if not top.isidentifier():
-        return False
-    if top in sys.stdlib_module_names or rules.names_package(top):
-        return True
-    try:
-        return importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 class PickleScanner:
