@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Callable
 
 from ..findings import Finding, Location, Severity
@@ -1318,7 +1319,7 @@ def _walk(
                     "for is decided by the loading process, not the file",
                     subject=f"ext:{code}",
                 )
-                stack.append(Ref("<extension>", str(code), base + op_pos, ImportVerdict(Verdict.UNKNOWN)))
+                stack.append(Ref(_EXTENSION, _code_text(code), base + op_pos, _UNKNOWN_IMPORT))
             elif op == 0x50:  # PERSID
                 line, pos = _read_line(data, pos, final, base + op_pos)
                 pid = str(line, "ascii", "replace")
@@ -1402,7 +1403,7 @@ def _read_global_args(data: bytes, pos: int, final: bool, where: int) -> tuple[s
     module, pos = _read_line(data, pos, final, where)
     name, pos = _read_line(data, pos, final, where)
     # pickle decodes these as UTF-8 (protocol 3+) or ASCII; accept both readings.
-    return str(module, "utf-8", "replace"), str(name, "utf-8", "replace"), pos
+    return sys.intern(str(module, "utf-8", "replace")), sys.intern(str(name, "utf-8", "replace")), pos
 
 
 def _py2_str(data: bytes, pos: int, n: int, reader: ByteReader, base: int) -> str | BytesValue:
@@ -1414,6 +1415,17 @@ def _py2_str(data: bytes, pos: int, n: int, reader: ByteReader, base: int) -> st
         return BytesValue(reader, base + pos, n, text=True)
 
 
+# One shared value per EXT import (a million EXT opcodes must not mean a
+# million verdicts and code strings).
+_EXTENSION = "<extension>"
+_UNKNOWN_IMPORT = ImportVerdict(Verdict.UNKNOWN)
+_CODE_TEXTS = tuple(str(code) for code in range(256))
+
+
+def _code_text(code: int) -> str:
+    return _CODE_TEXTS[code] if 0 <= code < 256 else str(code)
+
+
 def _stack_global(
     ctx: PickleContext,
     classify: Callable[[str, str], ImportVerdict],
@@ -1422,7 +1434,8 @@ def _stack_global(
     offset: int,
 ) -> Ref:
     if isinstance(module, str) and isinstance(name, str):
-        ref = Ref(module, name, offset, classify(module, name))
+        # Interned: a stream importing one name a million times keeps one copy of it.
+        ref = Ref(sys.intern(module), sys.intern(name), offset, classify(module, name))
         _judge_import(ctx, ref, "STACK_GLOBAL")
         return ref
     if not (_may_be_str(module) and _may_be_str(name)):
@@ -1435,7 +1448,7 @@ def _stack_global(
         f"STACK_GLOBAL imports module {module_text} name {name_text}, which are not string constants",
         subject=f"{module_text}.{name_text}",
     )
-    return Ref(module_text, name_text, offset, ImportVerdict(Verdict.UNKNOWN))
+    return Ref(module_text, name_text, offset, _UNKNOWN_IMPORT)
 
 
 def _may_be_str(value: object) -> bool:
